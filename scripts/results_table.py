@@ -1,0 +1,33 @@
+"""Print a markdown table (before -> after) from the metrics.json of training runs.
+
+Usage: python scripts/results_table.py RUN_DIR [RUN_DIR ...]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def rows(run_dir: Path):
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    config = json.loads((run_dir / "train_config.json").read_text())
+    loss = config["loss"]["loss"]
+    train = metrics["train"]
+    for key, before in metrics["before"].items():
+        after = metrics["after"][key]
+        yield (run_dir.name, loss, train["steps"], train["examples"], train["train_runtime_s"], key,
+               f"{before:.4f}", f"{after:.4f}", f"{after - before:+.4f}")
+
+
+def main(argv: list[str]) -> None:
+    print("| run | loss | steps | examples | train s | metric | before | after | change |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for arg in argv:
+        for row in rows(Path(arg)):
+            print("| " + " | ".join(str(x) for x in row) + " |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
