@@ -1,0 +1,28 @@
+"""Data adapters: read tables, BEIR folders and STS files into the canonical schema.
+
+Training data is a ``datasets.Dataset`` with columns ``anchor, positive, negative_1..k``
+(see :mod:`sbert_triplet.data.schema`); evaluation sets are :class:`ScoredPairs` and
+:class:`RetrievalSet`. Heavy libraries (``datasets``, ``pyarrow``) load lazily.
+"""
+
+from sbert_triplet.data.beir import beir_training_pairs, is_beir_folder, load_retrieval_set
+from sbert_triplet.data.files import load_table
+from sbert_triplet.data.schema import parse_column_mapping, resolve_columns, validate_texts
+from sbert_triplet.data.sts import load_sts
+from sbert_triplet.data.triplets import load_training_data, load_triplets
+from sbert_triplet.data.types import RetrievalSet, ScoredPairs
+
+__all__ = [
+    "RetrievalSet",
+    "ScoredPairs",
+    "beir_training_pairs",
+    "is_beir_folder",
+    "load_retrieval_set",
+    "load_sts",
+    "load_table",
+    "load_training_data",
+    "load_triplets",
+    "parse_column_mapping",
+    "resolve_columns",
+    "validate_texts",
+]

@@ -99,14 +99,6 @@ def train(config: TrainConfig, *, model=None, train_dataset=None, evaluators=Non
 
     accelerator = Accelerator(mixed_precision="bf16" if config.optim.bf16 else "no")
     set_seed(config.optim.seed)
-    out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    log = JsonlLogger(out / "train_log.jsonl", enabled=accelerator.is_main_process)
-
-    if model is None:
-        model = load_model(config.model, device=str(accelerator.device), max_seq_length=config.optim.max_seq_length)
-    elif config.optim.max_seq_length is not None:
-        model.max_seq_length = config.optim.max_seq_length
     report: dict[str, Any] = {"kind": "in-memory", "rows": None}
     if train_dataset is None:
         train_dataset, report = load_training_data(
@@ -114,10 +106,17 @@ def train(config: TrainConfig, *, model=None, train_dataset=None, evaluators=Non
             drop_invalid=config.data.drop_invalid,
         )
     report["rows"] = len(train_dataset)
+    if evaluators is None:  # data errors surface before the (slow) model load
+        evaluators = build_evaluators(config.eval)
+    if model is None:
+        model = load_model(config.model, device=str(accelerator.device), max_seq_length=config.optim.max_seq_length)
+    elif config.optim.max_seq_length is not None:
+        model.max_seq_length = config.optim.max_seq_length
     num_negatives = len(negative_columns(train_dataset.column_names))
     loss_fn = _build_loss(config, num_negatives, normalized=ends_with_normalize(model))
-    if evaluators is None:
-        evaluators = build_evaluators(config.eval)
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    log = JsonlLogger(out / "train_log.jsonl", enabled=accelerator.is_main_process)
     log.write({"event": "start", "config": config.to_dict(), "data": report, "loss": repr(loss_fn)})
 
     before = run_evaluators(model, evaluators, accelerator)
