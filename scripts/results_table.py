@@ -1,4 +1,4 @@
-"""Print a markdown table (before -> after) from the metrics.json of training runs.
+"""Print a markdown table (before -> after) of the key metrics in the metrics.json of training runs.
 
 Usage: python scripts/results_table.py RUN_DIR [RUN_DIR ...]
 """
@@ -10,12 +10,17 @@ import sys
 from pathlib import Path
 
 
+KEY_METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@100", "spearman_cosine", "accuracy")
+
+
 def rows(run_dir: Path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     config = json.loads((run_dir / "train_config.json").read_text())
     loss = config["loss"]["loss"]
     train = metrics["train"]
     for key, before in metrics["before"].items():
+        if key.split("/")[-1] not in KEY_METRICS:
+            continue
         after = metrics["after"][key]
         yield (run_dir.name, loss, train["steps"], train["examples"], train["train_runtime_s"], key,
                f"{before:.4f}", f"{after:.4f}", f"{after - before:+.4f}")
