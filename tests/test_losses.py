@@ -243,11 +243,11 @@ def test_build_loss():
 
 
 def test_build_loss_errors_list_valid_choices():
-    with pytest.raises(ConfigError, match=r"unknown loss 'contrastive'.*\['mnr', 'triplet'\]"):
+    with pytest.raises(ConfigError, match=r"unknown loss 'contrastive'.*'batch-all'.*'ladder'.*'mnr', 'mnr-symmetric'.*'triplet'"):
         build_loss("contrastive")
-    with pytest.raises(ConfigError, match=r"\['temperature'\].*'mnr'.*\['scale'\]"):
-        build_loss("mnr", temperature=0.05)
-    with pytest.raises(ConfigError, match=r"\['distance', 'margin'\]"):
+    with pytest.raises(ConfigError, match=r"\['tau'\].*'mnr'.*\['scale', 'temperature', 'symmetric'\]"):
+        build_loss("mnr", tau=0.05)
+    with pytest.raises(ConfigError, match=r"\['distance', 'margin', 'soft_margin', 'swap', 'reduction'\]"):
         build_loss("triplet", triplet_margin=1.0)
     with pytest.raises(ConfigError, match="can never be met"):
         build_loss("triplet", distance="cosine", margin=3.0)

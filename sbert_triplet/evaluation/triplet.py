@@ -74,7 +74,8 @@ def evaluate_triplets(
             ``anchor``, ``positive`` and ``negative_1 .. negative_k`` (or ``negative``),
             chosen by name.
         distance: ``"cosine"`` (1 - cosine similarity, in [0, 2]), ``"euclidean"`` (L2), or
-            a :class:`~sbert_triplet.similarity.Distance`; smaller = closer.
+            a :class:`~sbert_triplet.similarity.Distance`; for a similarity (``"dot"``,
+            ``is_inverted``) larger = closer.
         batch_size: encoding batch size.
 
     Returns:
@@ -93,5 +94,7 @@ def evaluate_triplets(
     embeddings = embeddings.double()  # (U, D)
     rows_t = torch.as_tensor(rows, device=embeddings.device)  # (3T,)
     a, p, neg = (embeddings[rows_t[i * n : (i + 1) * n]] for i in range(3))  # (T, D) each
-    correct = dist.pairwise(a, p) < dist.pairwise(a, neg)  # (T,) bool
+    d_pos, d_neg = dist.pairwise(a, p), dist.pairwise(a, neg)  # (T,), (T,)
+    # distances: closer = smaller; similarities (is_inverted, e.g. dot): closer = larger
+    correct = d_pos > d_neg if getattr(dist, "is_inverted", False) else d_pos < d_neg  # (T,) bool
     return {"accuracy": float(correct.double().mean().item())}
