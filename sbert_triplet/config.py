@@ -15,8 +15,29 @@ from typing import Any
 
 from sbert_triplet.errors import ConfigError
 
-LOSSES = ("triplet", "mnr")
-IN_BATCH_NEGATIVE_LOSSES = ("mnr",)
+LOSSES = (
+    "triplet",
+    "batch-all",
+    "batch-hard",
+    "batch-semi-hard",
+    "batch-hard-soft-margin",
+    "mnr",
+    "mnr-symmetric",
+    "ladder",
+)
+MNR_LOSSES = ("mnr", "mnr-symmetric")
+LABEL_LOSSES = ("batch-all", "batch-hard", "batch-semi-hard", "batch-hard-soft-margin")
+# Losses whose negatives are the other rows of the batch: gradient accumulation adds none.
+IN_BATCH_NEGATIVE_LOSSES = (*MNR_LOSSES, *LABEL_LOSSES, "ladder")
+DISTANCES = ("euclidean", "squared_euclidean", "cosine", "dot")
+SAMPLERS = ("random", "no-duplicates", "pk")
+
+
+def default_sampler(loss: str) -> str:
+    """no-duplicates for MNR losses, pk (P labels x K rows) for label losses, random otherwise."""
+    if loss in MNR_LOSSES:
+        return "no-duplicates"
+    return "pk" if loss in LABEL_LOSSES else "random"
 
 
 @dataclass(frozen=True)
@@ -35,20 +56,76 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Which loss and its parameters."""
+    """Which loss, its parameters, and how its batches are drawn.
 
-    loss: str = field(default="mnr", metadata={"help": "triplet | mnr"})
-    margin: float = field(default=0.5, metadata={"help": "triplet margin, in units of the distance"})
-    distance: str = field(default="euclidean", metadata={"help": "triplet distance: euclidean | cosine (1 - cos)"})
-    scale: float = field(default=20.0, metadata={"help": "MNR scale = 1 / temperature, applied to cosine similarities"})
+    Options left at None use the loss's own default; an option the chosen loss does not
+    take is an error when the loss is built. ``scale`` and ``temperature`` are one setting
+    (``scale = 1 / temperature``); after validation ``scale`` holds it whichever was given.
+    ``sampler`` and ``mask_false_negatives`` are resolved from the loss when not given.
+    """
+
+    loss: str = field(default="mnr", metadata={"help": " | ".join(LOSSES)})
+    margin: float | None = field(default=None, metadata={"help": "margin, in units of --distance [triplet: 0.5]"})
+    distance: str | None = field(default=None, metadata={"help": " | ".join(DISTANCES) + " [triplet: euclidean]"})
+    soft_margin: bool | None = field(default=None, metadata={"help": "triplet: log(1 + exp(gap)) instead of the hinge"})
+    swap: bool | None = field(default=None, metadata={"help": "triplet: distance swap (use d(p, n) if smaller)"})
+    scale: float | None = field(default=None, metadata={"help": "MNR scale = 1 / temperature [20]"})
+    temperature: float | None = field(default=None, metadata={"help": "MNR temperature = 1 / scale [0.05]"})
+    mask_false_negatives: bool | None = field(
+        default=None, metadata={"help": "MNR: ignore in-batch candidates whose text equals the positive [on for MNR]"}
+    )
+    sampler: str | None = field(
+        default=None, metadata={"help": "random | no-duplicates | pk [MNR: no-duplicates, label losses: pk, else random]"}
+    )
+    samples_per_label: int = field(default=2, metadata={"help": "pk sampler: rows per label in a batch (K)"})
+    ladder_levels: int = field(
+        default=2, metadata={"help": "ladder: L relevance levels, level = round(L * (score - min) / (max - min))"}
+    )
 
     def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
+        loss = str(self.loss).strip().lower().replace("_", "-")
+        if loss not in LOSSES:
             raise ConfigError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
-        if self.scale <= 0:
-            raise ConfigError(f"scale must be > 0 (it is 1/temperature), got {self.scale}")
-        if self.margin < 0:
+        object.__setattr__(self, "loss", loss)
+        self._check_numbers()
+        self._resolve_scale()
+        if self.distance is not None and self.distance not in DISTANCES:
+            raise ConfigError(f"unknown distance {self.distance!r}; choose one of {', '.join(DISTANCES)}")
+        self._resolve_batches()
+
+    def _check_numbers(self) -> None:
+        for name in ("scale", "temperature"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{name} must be > 0 (scale = 1/temperature), got {value}")
+        if self.margin is not None and self.margin < 0:
             raise ConfigError(f"margin must be >= 0, got {self.margin}")
+        if self.samples_per_label < 2:
+            raise ConfigError(f"samples_per_label must be >= 2 (a label needs a positive), got {self.samples_per_label}")
+        if self.ladder_levels < 1:
+            raise ConfigError(f"ladder_levels must be >= 1, got {self.ladder_levels}")
+
+    def _resolve_scale(self) -> None:
+        if self.temperature is None:
+            return
+        if self.scale is not None and abs(self.scale * self.temperature - 1) > 1e-6:
+            raise ConfigError(
+                f"scale {self.scale} and temperature {self.temperature} disagree (scale = 1 / temperature); "
+                f"give only one of --scale / --temperature"
+            )
+        object.__setattr__(self, "scale", 1.0 / self.temperature)
+
+    def _resolve_batches(self) -> None:
+        if self.sampler is None:
+            object.__setattr__(self, "sampler", default_sampler(self.loss))
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        if self.sampler == "pk" and self.loss not in LABEL_LOSSES:
+            raise ConfigError(f"the pk sampler needs labelled data, i.e. a label loss ({', '.join(LABEL_LOSSES)})")
+        if self.mask_false_negatives is None:
+            object.__setattr__(self, "mask_false_negatives", self.loss in MNR_LOSSES)
+        if self.mask_false_negatives and self.loss not in MNR_LOSSES:
+            raise ConfigError(f"--mask-false-negatives applies to {' and '.join(MNR_LOSSES)} only, not {self.loss!r}")
 
 
 @dataclass(frozen=True)
@@ -65,11 +142,19 @@ class OptimConfig:
     max_seq_length: int | None = field(default=None, metadata={"help": "truncate texts to this many tokens"})
     bf16: bool = field(default=False, metadata={"help": "bf16 autocast (CPU with bf16 units, or GPU)"})
     seed: int = field(default=42, metadata={"help": "random seed (shuffling, dropout, init)"})
+    mini_batch_size: int | None = field(
+        default=None, metadata={"help": "gradient cache: encode M rows at a time when M < batch_size (same result)"}
+    )
+    gradient_accumulation_steps: int = field(
+        default=1, metadata={"help": "optimizer step every N batches (adds no in-batch negatives)"}
+    )
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "epochs"):
+        for name in ("batch_size", "epochs", "gradient_accumulation_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.mini_batch_size is not None and self.mini_batch_size < 1:
+            raise ConfigError(f"mini_batch_size must be >= 1, got {self.mini_batch_size}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"max_steps must be >= 1, got {self.max_steps}")
         if self.lr <= 0:
@@ -88,6 +173,7 @@ class EvalConfig:
     eval_split: str = field(default="test", metadata={"help": "qrels split of --eval-ir"})
     eval_steps: int | None = field(default=None, metadata={"help": "evaluate every N steps (and always at the end)"})
     eval_batch_size: int = field(default=64, metadata={"help": "batch size for encoding during evaluation"})
+    eval_before: bool = field(default=True, metadata={"help": "also evaluate the model before training"})
 
 
 @dataclass(frozen=True)
@@ -105,6 +191,17 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not self.output_dir:
             raise ConfigError("no output directory: pass --output-dir DIR")
+        per_label = self.loss.samples_per_label
+        if self.loss.sampler == "pk" and self.optim.batch_size % per_label:
+            raise ConfigError(
+                f"the pk sampler fills a batch with P labels x K = {per_label} rows: batch_size "
+                f"{self.optim.batch_size} is not a multiple of samples_per_label {per_label}"
+            )
+
+    @property
+    def uses_grad_cache(self) -> bool:
+        """True when the gradient cache encodes the batch in mini-batches (M < batch size)."""
+        return self.optim.mini_batch_size is not None and self.optim.mini_batch_size < self.optim.batch_size
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -56,6 +56,11 @@ def resolve_model(model: str | None) -> str:
     return model
 
 
+def _looks_like_path(model: str) -> bool:
+    """A hub id is ``name`` or ``owner/name``; anything else with a slash is a path."""
+    return model.startswith((".", "/", "~")) or model.count("/") > 1
+
+
 def load_model(model: str | None = None, device: str | None = "cpu", max_seq_length: int | None = None) -> SentenceTransformer:
     """Load a SentenceTransformer from a local folder, a hub id, or the default MiniLM.
 
@@ -70,6 +75,8 @@ def load_model(model: str | None = None, device: str | None = "cpu", max_seq_len
     from sentence_transformers import SentenceTransformer
 
     target = resolve_model(model)
+    if model is not None and _looks_like_path(model) and not os.path.exists(model):
+        raise ModelNotFoundError(f"--model {model}: no such folder. Pass the path of a sentence-transformers model folder")
     try:
         encoder = SentenceTransformer(target, device=device)
     except (OSError, ValueError) as err:
@@ -77,7 +84,7 @@ def load_model(model: str | None = None, device: str | None = "cpu", max_seq_len
         hint = " (HF_HUB_OFFLINE is set: hub ids cannot be downloaded)" if offline else ""
         raise ModelNotFoundError(
             f"could not load model {model!r}{hint}: {str(err).splitlines()[0]}. "
-            f"Pass --model with a local folder, or {_HOW_TO_GET_A_MODEL}"
+            "Pass --model with a local sentence-transformers folder, or a hub id while online"
         ) from err
     if max_seq_length is not None:
         encoder.max_seq_length = int(max_seq_length)

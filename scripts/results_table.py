@@ -18,12 +18,13 @@ def rows(run_dir: Path):
     config = json.loads((run_dir / "train_config.json").read_text())
     loss = config["loss"]["loss"]
     train = metrics["train"]
-    for key, before in metrics["before"].items():
+    for key, after in metrics["after"].items():
         if key.split("/")[-1] not in KEY_METRICS:
             continue
-        after = metrics["after"][key]
+        before = metrics["before"].get(key)
+        shown = ("-", "-") if before is None else (f"{before:.4f}", f"{after - before:+.4f}")
         yield (run_dir.name, loss, train["steps"], train["examples"], train["train_runtime_s"], key,
-               f"{before:.4f}", f"{after:.4f}", f"{after - before:+.4f}")
+               shown[0], f"{after:.4f}", shown[1])
 
 
 def main(argv: list[str]) -> None:

@@ -44,7 +44,7 @@ def build_tiny_model_dir(folder: Path, pooling_mode: str = "mean", normalize: bo
     hf_dir.mkdir(parents=True, exist_ok=True)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
     (hf_dir / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(hf_dir / "vocab.txt"), do_lower_case=True)
+    tokenizer = BertTokenizerFast(vocab=str(hf_dir / "vocab.txt"), do_lower_case=True)
     tokenizer.save_pretrained(str(hf_dir))
     torch.manual_seed(0)
     config = BertConfig(

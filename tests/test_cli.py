@@ -81,3 +81,43 @@ def test_help_starts_fast_without_heavy_imports():
     code = "import sys; from sbert_triplet import cli; print('torch' in sys.modules, 'sentence_transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_gradient_cache_trains_via_the_cli(tmp_path, tiny_model_dir, triplet_file):
+    out = tmp_path / "gc"
+    result = runner.invoke(app, [
+        "train", "--model", str(tiny_model_dir), "--train", str(triplet_file), "--loss", "mnr",
+        "--batch-size", "8", "--mini-batch-size", "2", "--max-steps", "2", "--temperature", "0.05", "--log-steps", "1",
+        "--output-dir", str(out),
+    ])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "train_config.json").read_text())
+    assert saved["optim"]["mini_batch_size"] == 2 and saved["loss"]["scale"] == 20.0
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert log[0]["grad_cache"] is True and log[-1]["steps"] == 2
+    assert [r["negatives_per_anchor"] for r in log if r["event"] == "train"] == [15.0, 15.0]
+
+
+def test_label_loss_via_the_cli(tmp_path, tiny_model_dir):
+    rows = [{"text": f"the {adj} {noun}", "label": noun} for noun in ("cat", "dog", "man") for adj in ("red", "big")]
+    path = tmp_path / "labelled.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "bh"
+    result = runner.invoke(app, [
+        "train", "--model", str(tiny_model_dir), "--train", str(path), "--loss", "batch-hard",
+        "--distance", "cosine", "--margin", "0.3", "--samples-per-label", "2", "--batch-size", "4",
+        "--max-steps", "2", "--output-dir", str(out),
+    ])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "train_config.json").read_text())
+    assert saved["loss"]["sampler"] == "pk" and saved["loss"]["distance"] == "cosine"
+
+
+def test_option_the_loss_does_not_take_exits_2(tmp_path, monkeypatch, capsys, tiny_model_dir, triplet_file):
+    monkeypatch.setattr(sys, "argv", ["sbert-triplet", "train", "--model", str(tiny_model_dir), "--train",
+                                      str(triplet_file), "--loss", "mnr", "--swap", "--output-dir", str(tmp_path / "o")])
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --swap does not apply to the mnr loss") and "Loading" not in err  # before the model load

@@ -43,3 +43,49 @@ def test_yaml_file(tmp_path):
         load_yaml(tmp_path / "bad.yaml")
     with pytest.raises(ConfigError, match="not found"):
         load_yaml(tmp_path / "missing.yaml")
+
+
+def _cfg(**values):
+    return build_train_config({"train": "x", "output_dir": "o", **values})
+
+
+def test_temperature_sets_the_scale_and_a_disagreeing_pair_is_an_error():
+    assert _cfg(temperature=0.05).loss.scale == pytest.approx(20.0)
+    assert _cfg(scale=20, temperature=0.05).loss.scale == pytest.approx(20.0)
+    assert _cfg().loss.scale is None  # the loss's own default
+    with pytest.raises(ConfigError, match="disagree"):
+        _cfg(scale=30, temperature=0.05)
+
+
+@pytest.mark.parametrize("loss, sampler, masked", [
+    ("mnr", "no-duplicates", True), ("mnr-symmetric", "no-duplicates", True), ("batch-hard", "pk", False),
+    ("batch_all", "pk", False), ("triplet", "random", False), ("ladder", "random", False),
+])
+def test_sampler_and_false_negative_masking_default_by_loss(loss, sampler, masked):
+    cfg = _cfg(loss=loss)
+    assert cfg.loss.sampler == sampler and cfg.loss.mask_false_negatives is masked
+    assert "_" not in cfg.loss.loss
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"loss": "triplet", "sampler": "pk"}, "pk sampler needs labelled data"),
+    ({"loss": "mnr", "sampler": "shuffle"}, "unknown sampler"),
+    ({"loss": "triplet", "mask_false_negatives": True}, "applies to mnr and mnr-symmetric only"),
+    ({"loss": "batch-hard", "batch_size": 9, "samples_per_label": 2}, "not a multiple"),
+    ({"samples_per_label": 1}, "samples_per_label must be >= 2"),
+    ({"mini_batch_size": 0}, "mini_batch_size must be >= 1"),
+    ({"gradient_accumulation_steps": 0}, "gradient_accumulation_steps must be >= 1"),
+    ({"distance": "manhattan"}, "unknown distance"),
+    ({"temperature": -1}, "temperature must be > 0"),
+    ({"ladder_levels": 0}, "ladder_levels must be >= 1"),
+])
+def test_new_options_are_validated(values, message):
+    with pytest.raises(ConfigError, match=message):
+        _cfg(**values)
+
+
+def test_grad_cache_only_below_the_batch_size_and_config_round_trips():
+    assert _cfg(batch_size=8, mini_batch_size=2).uses_grad_cache
+    assert not _cfg(batch_size=8, mini_batch_size=8).uses_grad_cache and not _cfg().uses_grad_cache
+    cfg = _cfg(loss="mnr", temperature=0.05, mini_batch_size=4, gradient_accumulation_steps=2)
+    assert build_train_config(cfg.to_dict()) == cfg

@@ -46,5 +46,6 @@ def build_evaluators(
         evaluators.append(TripletEvaluator(dataset, name=_stem(triplets), batch_size=batch_size))
     if ir:
         rset = load_retrieval_set(ir, split=ir_split)
-        evaluators.append(RetrievalEvaluator(rset, name=rset.name, batch_size=batch_size))
+        # encoding a corpus takes minutes: show progress (tqdm writes to stderr)
+        evaluators.append(RetrievalEvaluator(rset, name=rset.name, batch_size=batch_size, show_progress_bar=True))
     return evaluators

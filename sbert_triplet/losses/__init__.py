@@ -37,12 +37,7 @@ LOSSES: dict[str, type[nn.Module]] = {
     "ladder": LadderLoss,
 }
 
-LABEL_LOSSES = ("batch-all", "batch-hard", "batch-semi-hard", "batch-hard-soft-margin")
-IN_BATCH_NEGATIVE_LOSSES = ("mnr", "mnr-symmetric")
-
 __all__ = [
-    "IN_BATCH_NEGATIVE_LOSSES",
-    "LABEL_LOSSES",
     "LOSSES",
     "BatchAllTripletLoss",
     "BatchHardSoftMarginTripletLoss",

@@ -1,8 +1,16 @@
-"""Turning canonical rows into model inputs and embeddings.
+"""Turning dataset rows into model inputs and embeddings.
 
-A batch is a dict ``{column: list[str]}`` over the canonical columns ``anchor``,
-``positive``, ``negative_1..k``. Each column is tokenised with the encoder's own
-tokenizer (``SentenceTransformer.preprocess``) and encoded in one forward pass.
+A collated batch is a dict with
+
+- ``texts``: ``{column: list[str]}``, the raw texts (false-negative masks are decided from them);
+- ``features``: ``{column: tokenised features}``, each column tokenised with the encoder's
+  own tokenizer (``SentenceTransformer.preprocess``), to be encoded in one forward pass
+  (or in mini-batches by the gradient cache);
+- ``labels``: an int64 tensor (B,) when the data has a label per row (class ids for the
+  label losses, relevance levels for the ladder loss), else absent.
+
+Text columns are ``anchor``, ``positive``, ``negative_1..k`` for pairs and triplets, and
+``text`` for labelled data.
 """
 
 from __future__ import annotations
@@ -20,17 +28,33 @@ def negative_columns(column_names: list[str]) -> list[str]:
 
 
 class RowCollator:
-    """Collate dataset rows (dicts) into ``{column: features}`` for the encoder.
+    """Collate dataset rows (dicts) into ``{"texts", "features"[, "labels"]}`` for the loop.
 
     Tokenisation happens here, so DataLoader workers can do it off the training thread.
+
+    Args:
+        tokenize: ``SentenceTransformer.preprocess``: list[str] -> features dict.
+        columns: the text columns, encoded in this order.
+        label_column: a column holding one label per row, or None.
+        label_ids: maps a row's label to its int id (class labels kept as given, str or
+            int); None means the labels are ints already.
     """
 
-    def __init__(self, tokenize, columns: list[str]) -> None:
-        self.tokenize = tokenize  # SentenceTransformer.preprocess: list[str] -> features dict
+    def __init__(self, tokenize, columns: list[str], label_column: str | None = None,
+                 label_ids: dict[Any, int] | None = None) -> None:
+        self.tokenize = tokenize
         self.columns = list(columns)
+        self.label_column = label_column
+        self.label_ids = label_ids
 
-    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        return {col: self.tokenize([row[col] for row in rows]) for col in self.columns}
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        texts = {col: [row[col] for row in rows] for col in self.columns}
+        batch: dict[str, Any] = {"texts": texts, "features": {col: self.tokenize(t) for col, t in texts.items()}}
+        if self.label_column is not None:
+            labels = [row[self.label_column] for row in rows]
+            ids = labels if self.label_ids is None else [self.label_ids[label] for label in labels]
+            batch["labels"] = torch.tensor(ids, dtype=torch.long)  # (B,)
+        return batch
 
 
 def move_features(features: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -38,9 +62,9 @@ def move_features(features: dict[str, Any], device: torch.device) -> dict[str, A
     return {k: v.to(device) if isinstance(v, Tensor) else v for k, v in features.items()}
 
 
-def embed_batch(model, batch: dict[str, dict[str, Any]], device: torch.device) -> dict[str, Tensor]:
-    """Encode every column of a collated batch.  -> {column: (B, D)}"""
-    return {col: model(move_features(feats, device))["sentence_embedding"] for col, feats in batch.items()}
+def embed_batch(model, features: dict[str, dict[str, Any]], device: torch.device) -> dict[str, Tensor]:
+    """Encode every column of a batch's ``features``.  -> {column: (B, D)}"""
+    return {col: model(move_features(feats, device))["sentence_embedding"] for col, feats in features.items()}
 
 
 def split_embeddings(embeddings: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor | None]:

@@ -1,7 +1,13 @@
 """The training loop, with Hugging Face Accelerate. It reads top to bottom:
 
-prepare -> evaluate (before) -> epoch -> encode -> loss -> backward -> clip -> step
--> log / evaluate every N steps -> evaluate (after) -> save.
+prepare -> evaluate (before) -> epoch -> accumulate -> encode -> loss -> backward
+-> clip -> step -> log / evaluate every N steps -> evaluate (after) -> save.
+
+"encode -> loss -> backward" is one call (:func:`~sbert_triplet.training.step.backward_batch`):
+a plain forward of each column, or the gradient cache when ``--mini-batch-size`` is below
+the batch size (same loss and gradients, less memory). With ``--gradient-accumulation-steps
+N`` the optimizer steps every N batches; for in-batch-negative losses that adds no
+negatives (warned once): the gradient cache is the way to bigger in-batch pools.
 
 Outputs in ``output_dir``: the model in sentence-transformers format (loads with a plain
 ``SentenceTransformer(output_dir)``), ``metrics.json`` (evaluations before and after
@@ -13,53 +19,36 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from sbert_triplet.config import IN_BATCH_NEGATIVE_LOSSES, TrainConfig
+from sbert_triplet.config import TrainConfig
 from sbert_triplet.errors import ConfigError
-from sbert_triplet.training.batching import RowCollator, embed_batch, negative_columns, split_embeddings
+from sbert_triplet.training.data_setup import load_train_data, make_loader
 from sbert_triplet.training.io import JsonlLogger, write_json_atomic
+from sbert_triplet.training.objective import Objective, accumulation_warning, build_objective
 from sbert_triplet.training.optim import build_optimizer, build_scheduler
+from sbert_triplet.training.step import LogWindow, backward_batch
 
 
-def _build_loss(config: TrainConfig, num_negatives: int, normalized: bool):
-    from sbert_triplet.losses import build_loss
+@dataclass
+class _Run:
+    """Everything the step loop touches, prepared by Accelerate."""
 
-    cfg = config.loss
-    if cfg.loss == "triplet":
-        if num_negatives == 0:
-            raise ConfigError(
-                "the triplet loss needs a negative column (negative or negative_1..k); "
-                "this data has only anchor/positive: use --loss mnr, or map a column with --columns negative=<name>"
-            )
-        loss = build_loss("triplet", distance=cfg.distance, margin=cfg.margin)
-        loss.check_margin(normalized=normalized)
-        return loss
-    return build_loss("mnr", scale=cfg.scale)
-
-
-def _make_loader(dataset, model, config: TrainConfig):
-    from torch.utils.data import DataLoader
-
-    drop_last = config.loss.loss in IN_BATCH_NEGATIVE_LOSSES
-    batch_size = config.optim.batch_size
-    if drop_last and len(dataset) < batch_size:
-        raise ConfigError(
-            f"{len(dataset)} training rows is fewer than one batch of {batch_size}; incomplete batches are "
-            f"dropped for in-batch-negative losses: lower --batch-size"
-        )
-    generator = torch.Generator().manual_seed(config.optim.seed)
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=True,
-        generator=generator,
-        drop_last=drop_last,
-        collate_fn=RowCollator(model.preprocess, dataset.column_names),
-    )
+    config: TrainConfig
+    accelerator: Any
+    model: Any
+    objective: Objective
+    loader: Any
+    optimizer: Any
+    scheduler: Any
+    total_steps: int
+    evaluators: list
+    log: JsonlLogger
 
 
 def run_evaluators(model, evaluators, accelerator) -> dict[str, float]:
@@ -84,7 +73,9 @@ def train(config: TrainConfig, *, model=None, train_dataset=None, evaluators=Non
     Args:
         config: the run configuration.
         model: an in-memory SentenceTransformer (default: load ``config.model``).
-        train_dataset: an in-memory canonical ``datasets.Dataset`` (default: load ``config.data``).
+        train_dataset: an in-memory ``datasets.Dataset`` in the schema the loss reads
+            (default: load ``config.data``): ``anchor, positive, negative_1..k``; ``text,
+            label`` for label losses; ``anchor, positive, score`` for the ladder loss.
         evaluators: a list of evaluators (default: built from ``config.eval``).
 
     Raises:
@@ -93,50 +84,42 @@ def train(config: TrainConfig, *, model=None, train_dataset=None, evaluators=Non
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
-    from sbert_triplet.data import load_training_data
     from sbert_triplet.evaluation.build import build_evaluators
-    from sbert_triplet.models import ends_with_normalize, load_model
+    from sbert_triplet.models import ends_with_normalize
 
-    accelerator = Accelerator(mixed_precision="bf16" if config.optim.bf16 else "no")
+    accelerator = Accelerator(mixed_precision="bf16" if config.optim.bf16 else "no",
+                              gradient_accumulation_steps=config.optim.gradient_accumulation_steps)
     set_seed(config.optim.seed)
+    out = Path(config.output_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--output-dir {out} exists and is not a folder: choose a folder path")
     report: dict[str, Any] = {"kind": "in-memory", "rows": None}
     if train_dataset is None:
-        train_dataset, report = load_training_data(
-            config.data.train, split=config.data.train_split, columns=config.data.columns,
-            drop_invalid=config.data.drop_invalid,
-        )
+        train_dataset, report = load_train_data(config)
     report["rows"] = len(train_dataset)
-    if evaluators is None:  # data errors surface before the (slow) model load
+    objective = build_objective(config, train_dataset.column_names)
+    if evaluators is None:  # data and option errors surface before the (slow) model load
         evaluators = build_evaluators(config.eval)
-    if model is None:
-        model = load_model(config.model, device=str(accelerator.device), max_seq_length=config.optim.max_seq_length)
-    elif config.optim.max_seq_length is not None:
-        model.max_seq_length = config.optim.max_seq_length
-    num_negatives = len(negative_columns(train_dataset.column_names))
-    loss_fn = _build_loss(config, num_negatives, normalized=ends_with_normalize(model))
-    out = Path(config.output_dir)
+    model = _load_model(config, model, accelerator)
+    objective.check_margin(normalized=ends_with_normalize(model))
+    loader = make_loader(train_dataset, model, config)  # sampler errors surface before the first evaluation
     out.mkdir(parents=True, exist_ok=True)
     log = JsonlLogger(out / "train_log.jsonl", enabled=accelerator.is_main_process)
-    log.write({"event": "start", "config": config.to_dict(), "data": report, "loss": repr(loss_fn)})
+    log.write({"event": "start", "config": config.to_dict(), "data": report, "loss": repr(objective.loss_fn),
+               "grad_cache": config.uses_grad_cache})
+    _warn_about_accumulation(config, log)
 
-    before = run_evaluators(model, evaluators, accelerator)
+    before = run_evaluators(model, evaluators, accelerator) if config.eval.eval_before else {}
     log.write({"event": "eval", "step": 0, "metrics": before})
 
-    loader = _make_loader(train_dataset, model, config)
-    steps_per_epoch = len(loader)
-    total_steps = config.optim.max_steps or config.optim.epochs * steps_per_epoch
-    optimizer = build_optimizer(model, config.optim)
-    scheduler = build_scheduler(optimizer, config.optim, total_steps)
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    run = _prepare(config, accelerator, model, objective, loader, evaluators, log)
+    stats = _train_steps(run)
 
-    stats = _train_steps(model, loss_fn, loader, optimizer, scheduler, accelerator, config, total_steps,
-                         evaluators, log)
-
-    after = run_evaluators(model, evaluators, accelerator)
+    after = run_evaluators(run.model, evaluators, accelerator)
     log.write({"event": "eval", "step": stats["steps"], "metrics": after})
     metrics = {"before": before, "after": after, "train": stats, "data": report}
     if accelerator.is_main_process:
-        accelerator.unwrap_model(model).save_pretrained(str(out), create_model_card=False)
+        accelerator.unwrap_model(run.model).save_pretrained(str(out), create_model_card=False)
         write_json_atomic(out / "train_config.json", config.to_dict())
         write_json_atomic(out / "metrics.json", metrics)
     log.write({"event": "end", **stats})
@@ -144,47 +127,79 @@ def train(config: TrainConfig, *, model=None, train_dataset=None, evaluators=Non
     return metrics
 
 
-def _train_steps(model, loss_fn, loader, optimizer, scheduler, accelerator, config, total_steps, evaluators, log):
+def _load_model(config: TrainConfig, model, accelerator):
+    from sbert_triplet.models import load_model
+
+    if model is None:
+        model = load_model(config.model, device=str(accelerator.device), max_seq_length=config.optim.max_seq_length)
+    elif config.optim.max_seq_length is not None:
+        model.max_seq_length = config.optim.max_seq_length
+    return model
+
+
+def _warn_about_accumulation(config: TrainConfig, log: JsonlLogger) -> None:
+    message = accumulation_warning(config)
+    if message:
+        warnings.warn(message, UserWarning, stacklevel=3)
+        log.write({"event": "warning", "message": message})
+
+
+def _prepare(config: TrainConfig, accelerator, model, objective, loader, evaluators, log) -> _Run:
+    steps_per_epoch = math.ceil(len(loader) / config.optim.gradient_accumulation_steps)
+    total_steps = config.optim.max_steps or config.optim.epochs * steps_per_epoch
+    optimizer = build_optimizer(model, config.optim)
+    scheduler = build_scheduler(optimizer, config.optim, total_steps)
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    return _Run(config, accelerator, model, objective, loader, optimizer, scheduler, total_steps, evaluators, log)
+
+
+def _train_steps(run: _Run) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
-    model.train()
-    step, examples, window, last_loss, eval_s = 0, 0, [], float("nan"), 0.0
-    start = time.perf_counter()
-    epochs = math.ceil(total_steps / len(loader))
-    bar = tqdm(total=total_steps, desc="train", disable=not accelerator.is_local_main_process)
-    for epoch in range(epochs):
-        for batch in loader:
-            embeddings = embed_batch(model, batch, accelerator.device)  # {column: (B, D)}
-            anchor, positive, negatives = split_embeddings(embeddings)
-            loss = loss_fn(anchor.float(), positive.float(), None if negatives is None else negatives.float())
-            accelerator.backward(loss)
-            if config.optim.max_grad_norm > 0:
-                accelerator.clip_grad_norm_(model.parameters(), config.optim.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+    optim = run.config.optim
+    mini_batch_size = optim.mini_batch_size if run.config.uses_grad_cache else None
+    window, step, epoch = LogWindow(), 0, 0
+    bar = tqdm(total=run.total_steps, desc="train", disable=not run.accelerator.is_local_main_process)
+    run.model.train()
+    while step < run.total_steps and (optim.max_steps or epoch < optim.epochs):
+        run.loader.set_epoch(epoch)  # the no-duplicates and pk samplers draw new batches each epoch
+        epoch_start = step
+        for batch in run.loader:
+            with run.accelerator.accumulate(run.model):
+                loss = backward_batch(run.model, run.objective, batch, run.accelerator, mini_batch_size)
+                _optimizer_step(run)  # clip -> step -> zero_grad, only once N batches are accumulated
+            window.add(loss, run.objective.stats(batch), rows=len(next(iter(batch["texts"].values()))))
+            if not run.accelerator.sync_gradients:
+                continue
             step += 1
-            examples += anchor.shape[0]
-            window.append(loss.item())
             bar.update(1)
-            if step % config.log_steps == 0 or step == total_steps:
-                elapsed = time.perf_counter() - start - eval_s
-                last_loss = sum(window) / len(window)
-                bar.set_postfix(loss=f"{last_loss:.4f}")
-                log.write({"event": "train", "step": step, "epoch": epoch, "loss": last_loss,
-                           "lr": scheduler.get_last_lr()[0], "examples": examples, "elapsed_s": elapsed,
-                           "examples_per_s": examples / elapsed})
-                window = []
-            if config.eval.eval_steps and step % config.eval.eval_steps == 0 and step < total_steps:
-                t0 = time.perf_counter()
-                log.write({"event": "eval", "step": step, "metrics": run_evaluators(model, evaluators, accelerator)})
-                eval_s += time.perf_counter() - t0
-            if step >= total_steps:
+            _log_and_evaluate(run, window, step, epoch, bar)
+            if step >= run.total_steps:
                 break
-        if step >= total_steps:
+        epoch += 1
+        if step == epoch_start:  # an epoch without a batch would loop forever
             break
     bar.close()
-    elapsed = time.perf_counter() - start - eval_s
-    return {"steps": step, "epochs": epochs, "examples": examples, "final_loss": last_loss,
-            "train_runtime_s": round(elapsed, 2),
-            "examples_per_s": round(examples / elapsed, 3) if elapsed > 0 else None}
+    return window.summary(step, epoch)
+
+
+def _optimizer_step(run: _Run) -> None:
+    """Clip and step; Accelerate's wrappers skip all of it until the accumulation is complete."""
+    if run.accelerator.sync_gradients and run.config.optim.max_grad_norm > 0:
+        run.accelerator.clip_grad_norm_(run.model.parameters(), run.config.optim.max_grad_norm)
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+
+
+def _log_and_evaluate(run: _Run, window: LogWindow, step: int, epoch: int, bar) -> None:
+    if step % run.config.log_steps == 0 or step == run.total_steps:
+        record = window.record(step, epoch, run.scheduler.get_last_lr()[0])
+        bar.set_postfix(loss=f"{record['loss']:.4f}")
+        run.log.write(record)
+    eval_steps = run.config.eval.eval_steps
+    if eval_steps and step % eval_steps == 0 and step < run.total_steps:
+        t0 = time.perf_counter()
+        run.log.write({"event": "eval", "step": step, "metrics": run_evaluators(run.model, run.evaluators,
+                                                                                run.accelerator)})
+        window.eval_s += time.perf_counter() - t0
