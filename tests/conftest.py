@@ -34,6 +34,16 @@ WORDS = (
 ).split()
 
 
+def pytest_collection_modifyitems(config, items):
+    """Deselect `gpu` tests on a machine without CUDA, unless they were asked for with -m gpu."""
+    if torch.cuda.is_available() or "gpu" in (config.getoption("-m") or ""):
+        return
+    gpu = [item for item in items if item.get_closest_marker("gpu")]
+    if gpu:
+        config.hook.pytest_deselected(items=gpu)
+        items[:] = [item for item in items if not item.get_closest_marker("gpu")]
+
+
 def build_tiny_model_dir(folder: Path, pooling_mode: str = "mean", normalize: bool = True) -> Path:
     """Write a tiny random BERT sentence-transformer to ``folder`` and return it."""
     from sentence_transformers import SentenceTransformer

@@ -141,7 +141,7 @@ def test_mini_batch_size_must_be_positive(setup):
         grad_cache_backward(model, batch, 0, LOSSES["mnr"]())
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: checks that the CUDA RNG state is replayed")
+@pytest.mark.gpu  # run on a CUDA machine with: pytest -m gpu tests/test_grad_cache.py
 @pytest.mark.parametrize("loss_name", ["mnr", "triplet"])
 def test_dropout_on_cuda_equals_the_same_chunks_in_one_graph(setup, loss_name):
     model, batch = setup
