@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from sbert_triplet.losses._label_mining import LabelTripletLoss, hardest_gaps, label_masks
+from sbert_triplet.losses.batch_hard_triplet import BatchHardTripletLoss
 from sbert_triplet.similarity import Distance
 
 
-class BatchHardSoftMarginTripletLoss(LabelTripletLoss):
+class BatchHardSoftMarginTripletLoss(BatchHardTripletLoss):
     r"""Batch-hard triplet loss with ``log(1 + exp(gap))`` in place of the hinge; no margin.
 
     With ``A`` the anchors that have a positive and a negative in the batch and the distance
@@ -51,11 +51,6 @@ class BatchHardSoftMarginTripletLoss(LabelTripletLoss):
     def __init__(self, distance: str | Distance = "euclidean") -> None:
         super().__init__(distance, margin=0.0)
 
-    def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
-        """Mean soft-margin batch-hard loss of ``embeddings (B, D)`` with ``labels (B,)``; scalar."""
-        values = self.pairwise_values(embeddings, labels)  # (B, B)
-        gaps = hardest_gaps(values, *label_masks(labels))  # (A,)
-        if gaps.numel() == 0:
-            return self.empty_batch(embeddings, labels)  # ()
-        self.last_num_triplets = gaps.numel()
-        return F.softplus(gaps).mean()  # ()
+    def per_anchor(self, gaps: Tensor) -> Tensor:
+        """Soft margin: ``log(1 + exp(gap))`` of each anchor's hardest gap.  (A,) -> (A,)"""
+        return F.softplus(gaps)  # (A,)

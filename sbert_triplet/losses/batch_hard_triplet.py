@@ -54,4 +54,8 @@ class BatchHardTripletLoss(LabelTripletLoss):
         if gaps.numel() == 0:
             return self.empty_batch(embeddings, labels)  # ()
         self.last_num_triplets = gaps.numel()
-        return torch.relu(gaps + self.margin).mean()  # ()
+        return self.per_anchor(gaps).mean()  # ()
+
+    def per_anchor(self, gaps: Tensor) -> Tensor:
+        """Loss of each anchor's hardest gap: the hinge ``max(gap + margin, 0)``.  (A,) -> (A,)"""
+        return torch.relu(gaps + self.margin)  # (A,)
