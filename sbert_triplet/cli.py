@@ -108,6 +108,60 @@ def evaluate(
     typer.echo(json.dumps(results, indent=2))
 
 
+@app.command()
+def mine(
+    data: str = typer.Option(..., "--data", help="BEIR folder (queries, corpus, qrels) or pairs/triplets file (anchor, positive[, negative..])"),
+    output: str = typer.Option(..., "--output", help="triplet JSONL to write (anchor, positive, negative_1..K); <stem>.report.json and <stem>.scores.png go next to it"),
+    model: Optional[str] = typer.Option(None, "--model", help=_MODEL_HELP),
+    split: str = typer.Option("train", "--split", help="qrels split of a BEIR folder"),
+    columns: Optional[str] = typer.Option(None, "--columns", help="pairs file column mapping, e.g. anchor=question,positive=answer"),
+    candidates: str = typer.Option("dense", "--candidates", help="dense | bm25 | both (dense order, then BM25-only candidates)"),
+    range_min: int = typer.Option(0, "--range-min", help="first kept rank, 0-based, counted after removing positives"),
+    range_max: int = typer.Option(50, "--range-max", help="ranks < this are kept (per retriever)"),
+    num_negatives: int = typer.Option(1, "--num-negatives", help="K negatives per query; queries with fewer are reported and their rows left out"),
+    max_score_ratio: Optional[float] = typer.Option(None, "--max-score-ratio", help="drop candidates with cosine > ratio x min positive cosine [0.95 unless --margin]"),
+    margin: Optional[float] = typer.Option(None, "--margin", help="instead: drop candidates with cosine > min positive cosine - margin"),
+    sampling: str = typer.Option("top", "--sampling", help="top | random"),
+    seed: int = typer.Option(42, "--seed", help="seed of --sampling random"),
+    batch_size: int = typer.Option(64, "--batch-size", help="encoding batch size"),
+    max_seq_length: Optional[int] = typer.Option(None, "--max-seq-length", help="truncate texts to N tokens"),
+) -> None:
+    """Mine positive-aware hard negatives (NV-Retriever) into a triplet file the train command reads."""
+    from sbert_triplet.errors import ConfigError
+    from sbert_triplet.mining import MiningConfig, run_mining
+    from sbert_triplet.mining.report import summary
+    from sbert_triplet.models import load_model
+
+    if max_score_ratio is not None and margin is not None:
+        raise ConfigError("give either --max-score-ratio or --margin, not both")
+    ratio = max_score_ratio if max_score_ratio is not None else (None if margin is not None else 0.95)
+    cfg = MiningConfig(candidates=candidates, range_min=range_min, range_max=range_max, num_negatives=num_negatives,
+                       max_score_ratio=ratio, margin=margin, sampling=sampling, seed=seed, batch_size=batch_size)
+    _set_offline_defaults()
+    encoder = load_model(model, max_seq_length=max_seq_length)
+    report = run_mining(encoder, data, output, cfg, split=split, columns=columns)
+    typer.echo(summary(report))
+
+
+data_app = typer.Typer(help="Look at data sources: kind, column mapping, row counts.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("inspect")
+def data_inspect(
+    path: str = typer.Argument(..., help="file, BEIR folder or save_to_disk folder"),
+    columns: Optional[str] = typer.Option(None, "--columns", help="column mapping, e.g. anchor=question,positive=answer"),
+    split: Optional[str] = typer.Option(None, "--split", help="BEIR qrels split or saved DatasetDict split [train]"),
+    rows: int = typer.Option(3, "--rows", help="how many first rows to show"),
+    as_json: bool = typer.Option(False, "--json", help="print machine-readable JSON instead of text"),
+) -> None:
+    """Print the detected kind, the column mapping, row counts (read, valid, would be dropped) and the first rows."""
+    from sbert_triplet.data.inspect import format_inspection, inspect_data
+
+    info = inspect_data(path, columns=columns, split=split, rows=rows)
+    typer.echo(json.dumps(info, indent=2, ensure_ascii=False) if as_json else format_inspection(info))
+
+
 def main() -> None:
     """Console-script entry point: user errors print one clear line and exit with 2."""
     try:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 MAPPING_FORM = "anchor=<column>,positive=<column>[,negative=<column> | ,negative_1=<column>,...]"
 _NEGATIVE_N = re.compile(r"^negative_(\d+)$")
 REASONS = ("empty", "missing", "nan", "not_string")
+ROW_REASONS = ("positive_equals_anchor", "duplicate_row")
+ALIASES = {"anchor": ("query",), "positive": ("pos",), "negative": ("neg",)}  # FlagEmbedding names
 MAX_REPORTED_ROWS = 10
 
 
@@ -106,8 +108,8 @@ def resolve_columns(
 
     The mapping (see :func:`parse_column_mapping`) is used first; roles it does not name
     fall back to the canonical column names: ``anchor``, ``positive``, and an optional
-    ``negative`` or ``negative_1`` .. ``negative_k`` (sorted numerically, contiguous from 1).
-    Negatives are taken from the canonical names only when the mapping names no negative.
+    ``negative`` or ``negative_1`` .. ``negative_k`` (sorted numerically, contiguous from 1),
+    and then to the FlagEmbedding names ``query`` / ``pos`` / ``neg`` (:data:`ALIASES`). Negatives are taken from the canonical names only when the mapping names no negative.
     Other columns (``id``, ``label``, ...) are ignored.
 
     Returns:
@@ -151,6 +153,9 @@ def _required(roles: Mapping[str, str], role: str, names: list[str], source: str
         return roles[role]
     if role in names:
         return role
+    alias = next((a for a in ALIASES[role] if a in names), None)
+    if alias is not None:
+        return alias
     raise DataSchemaError(
         f"missing required column {role!r}; columns found: {names}{_case_hint(role, names)}. {_fix_hint()}",
         source=source,
@@ -167,6 +172,8 @@ def _canonical_negatives(names: list[str], source: str) -> list[str]:
         )
     if "negative" in names:
         return ["negative"]
+    if not numbered:
+        return [a for a in ALIASES["negative"] if a in names][:1]
     numbers = [i for i, _ in numbered]
     if numbers != list(range(1, len(numbers) + 1)):
         raise DataSchemaError(
@@ -319,3 +326,52 @@ def _describe(reason: str, value: Any) -> str:
     shown = repr(value)
     shown = shown if len(shown) <= 60 else shown[:57] + "..."
     return f"expected a string, got {type(value).__name__} {shown}"
+
+
+def validate_rows(
+    dataset: Dataset, columns: list[str], source: str, drop_invalid: bool = False, row_ids: list[int] | None = None
+) -> tuple[Dataset, dict[str, int]]:
+    """Row-level checks after :func:`validate_texts`: ``columns`` = [anchor, positive, negatives...].
+
+    ``positive_equals_anchor``: the positive equals the anchor after ``str.strip`` (a
+    zero-distance "positive" teaches nothing and is a sign of a wrong column mapping).
+    ``duplicate_row``: the same texts in every column as an earlier row (the first is kept);
+    duplicates over-weight a row and, with in-batch negatives, can put a row's own
+    positive among its negatives.
+
+    Args:
+        row_ids: the file row of each dataset row, for messages (default 0..n-1).
+
+    Returns:
+        ``(dataset, counts)``, counts ``{reason: rows dropped}`` for :data:`ROW_REASONS`.
+
+    Raises:
+        DataSchemaError: (``drop_invalid=False``) at the first offending row, naming the
+            source, the file row and the column, with the fix.
+    """
+    import numpy as np
+
+    table = dataset.with_format("arrow")[:]
+    values = [table.column(c).to_pylist() for c in columns]
+    ids = row_ids if row_ids is not None else list(range(table.num_rows))
+    keep = np.ones(table.num_rows, dtype=bool)
+    counts = dict.fromkeys(ROW_REASONS, 0)
+    seen: dict[tuple, int] = {}
+    for i, row in enumerate(zip(*values)):
+        if row[0].strip() == row[1].strip():
+            reason, column, detail = ROW_REASONS[0], columns[1], f"the positive equals the anchor ({row[1]!r})"
+        elif row in seen:
+            reason, column, detail = ROW_REASONS[1], columns[0], f"duplicate of row {seen[row]} (same texts in {columns})"
+        else:
+            seen[row] = ids[i]
+            continue
+        if not drop_invalid:
+            raise DataSchemaError(
+                f"{detail}. Fix or remove this row, or pass --drop-invalid to drop and count such rows",
+                source=source, row=ids[i], column=column,
+            )  # fmt: skip
+        keep[i] = False
+        counts[reason] += 1
+    if not keep.all():
+        dataset = _keep_rows(dataset, table, keep)
+    return dataset, counts
