@@ -121,6 +121,7 @@ def mine(
     num_negatives: int = typer.Option(1, "--num-negatives", help="K negatives per query; queries with fewer are reported and their rows left out"),
     max_score_ratio: Optional[float] = typer.Option(None, "--max-score-ratio", help="drop candidates with cosine > ratio x min positive cosine [0.95 unless --margin]"),
     margin: Optional[float] = typer.Option(None, "--margin", help="instead: drop candidates with cosine > min positive cosine - margin"),
+    no_filter: bool = typer.Option(False, "--no-false-negative-filter", help="keep every candidate in the window, however close to the positive (no positive-aware filter)"),
     sampling: str = typer.Option("top", "--sampling", help="top | random"),
     seed: int = typer.Option(42, "--seed", help="seed of --sampling random"),
     batch_size: int = typer.Option(64, "--batch-size", help="encoding batch size"),
@@ -134,7 +135,9 @@ def mine(
 
     if max_score_ratio is not None and margin is not None:
         raise ConfigError("give either --max-score-ratio or --margin, not both")
-    ratio = max_score_ratio if max_score_ratio is not None else (None if margin is not None else 0.95)
+    if no_filter and (max_score_ratio is not None or margin is not None):
+        raise ConfigError("--no-false-negative-filter cannot be combined with --max-score-ratio or --margin")
+    ratio = max_score_ratio if max_score_ratio is not None else (None if margin is not None or no_filter else 0.95)
     cfg = MiningConfig(candidates=candidates, range_min=range_min, range_max=range_max, num_negatives=num_negatives,
                        max_score_ratio=ratio, margin=margin, sampling=sampling, seed=seed, batch_size=batch_size)
     _set_offline_defaults()
