@@ -10,7 +10,8 @@ from sbert_triplet.data.beir import beir_training_pairs, is_beir_folder, load_re
 from sbert_triplet.data.files import load_table
 from sbert_triplet.data.inspect import inspect_data
 from sbert_triplet.data.nli import load_nli_triplets
-from sbert_triplet.data.schema import parse_column_mapping, resolve_columns, validate_rows, validate_texts
+from sbert_triplet.data.schema import parse_column_mapping, resolve_columns
+from sbert_triplet.data.validation import validate_rows, validate_texts
 from sbert_triplet.data.sts import load_sts
 from sbert_triplet.data.triplets import load_training_data, load_triplets
 from sbert_triplet.data.types import RetrievalSet, ScoredPairs

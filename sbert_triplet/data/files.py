@@ -6,7 +6,7 @@ header row), ``.parquet``, a folder written by ``Dataset.save_to_disk`` or
 data files, a Hub id; we run offline, so Hub ids only work when cached).
 
 Text is kept exactly as written: CSV/TSV cells are read as strings (``"1"`` stays ``"1"``,
-an empty cell is ``""``), so :func:`sbert_triplet.data.schema.validate_texts` can report
+an empty cell is ``""``), so :func:`sbert_triplet.data.validation.validate_texts` can report
 bad cells instead of a type-inferring reader hiding them.
 """
 
@@ -198,7 +198,7 @@ def _json_document_records(document: Any, source: str) -> list[dict[str, Any]]:
 def _records_to_dataset(records: list[dict[str, Any]], source: str) -> Dataset:
     """Columns in first-seen key order; an absent key is null. A mixed-type column (text
     with a stray int, NaN, list...) becomes a ``datasets.Json`` column that keeps the Python
-    values, so validation can say what was found (decode it with ``schema.python_values``:
+    values, so validation can say what was found (decode it with ``validation.python_values``:
     the Dataset formatter turns NaN into None)."""
     import pyarrow as pa
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sbert_triplet.data.schema import python_values
+from sbert_triplet.data.validation import python_values
 from sbert_triplet.errors import DataSchemaError
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sbert_triplet.data.files import in_memory_dataset
-from sbert_triplet.data.schema import python_values, validate_texts
+from sbert_triplet.data.validation import python_values, validate_texts
 from sbert_triplet.data.sts import STS_SUFFIXES
 from sbert_triplet.errors import ConfigError, DataSchemaError
 
@@ -47,7 +47,7 @@ def load_labelled(
     Returns:
         ``(dataset, report)``: columns exactly ``text`` (string) and ``label``, the labels
         kept as given: all ``int`` or all ``str`` (the training loop maps them to ids). The
-        report is :func:`~sbert_triplet.data.schema.validate_texts`'s plus ``kind``
+        report is :func:`~sbert_triplet.data.validation.validate_texts`'s plus ``kind``
         (``"labelled"``), ``columns`` and ``num_labels``.
 
     Raises:

@@ -12,13 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from sbert_triplet.data.files import in_memory_dataset
 from sbert_triplet.data.flag import expand_list_layout, is_list_column
-from sbert_triplet.data.schema import (
-    is_string_feature,
-    python_values,
-    resolve_columns,
-    validate_rows,
-    validate_texts,
-)
+from sbert_triplet.data.schema import resolve_columns
+from sbert_triplet.data.validation import is_string_feature, python_values, validate_rows, validate_texts
 from sbert_triplet.errors import DataSchemaError
 
 if TYPE_CHECKING:
@@ -46,7 +41,7 @@ def load_triplets(
             leaves out use the canonical column names.
         split: split of a saved ``DatasetDict`` / Hub dataset (default ``"train"``).
         drop_invalid: drop rows with an invalid text instead of raising.
-        check_rows: also run :func:`~sbert_triplet.data.schema.validate_rows` (positive equal
+        check_rows: also run :func:`~sbert_triplet.data.validation.validate_rows` (positive equal
             to anchor, duplicate rows). Off by default so evaluation sets load as shipped;
             :func:`load_training_data` turns it on.
 
@@ -144,7 +139,7 @@ def load_training_data(
     document) pairs of ``split`` (default ``"train"``), report ``kind`` ``"beir"``; ``columns``
     does not apply to it. Anything else goes through :func:`load_triplets`, report ``kind``
     ``"triplets"``, ``"pairs"`` or ``"list"``, with the row checks of
-    :func:`~sbert_triplet.data.schema.validate_rows` on. NLI pairs (premise, hypothesis and
+    :func:`~sbert_triplet.data.validation.validate_rows` on. NLI pairs (premise, hypothesis and
     gold label columns, e.g. ``snli_1.0_dev.jsonl.gz``) become triplets with
     :func:`sbert_triplet.data.nli.load_nli_triplets`, report ``kind`` ``"nli"``; there the
     row checks name the 0-based *triplet* row.
