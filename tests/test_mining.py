@@ -153,3 +153,12 @@ def test_pairs_file_corpus_is_the_distinct_positives_and_negatives(tmp_path):
     assert data.queries == ["q1", "q2"]
     assert data.corpus == ["p1", "p2", "n1", "n2"]
     assert data.positives == [[0, 1], [0]]
+
+
+def test_repeated_rows_are_written_once():
+    from sbert_triplet.mining.write import unique_rows
+
+    rows = [{"anchor": "q", "positive": "a", "negative_1": "b"}, {"anchor": "q2", "positive": "a", "negative_1": "b"},
+            {"anchor": "q", "positive": "a", "negative_1": "b"}]
+    kept, removed = unique_rows(rows)
+    assert kept == rows[:2] and removed == 1

@@ -9,7 +9,7 @@ from sbert_triplet.mining.config import MiningConfig
 from sbert_triplet.mining.inputs import load_mining_input
 from sbert_triplet.mining.pipeline import mine_hard_negatives
 from sbert_triplet.mining.report import build_report, plot_scores, write_report
-from sbert_triplet.mining.write import sidecar_path, triplet_rows, write_jsonl
+from sbert_triplet.mining.write import sidecar_path, triplet_rows, unique_rows, write_jsonl
 
 
 def run_mining(model: Any, data: str | Path, output: str | Path, config: MiningConfig,
@@ -32,8 +32,9 @@ def run_mining(model: Any, data: str | Path, output: str | Path, config: MiningC
     mining_input = load_mining_input(data, split=split, columns=columns)
     result = mine_hard_negatives(model, mining_input, config)
     rows, dropped = triplet_rows(result, mining_input.corpus, config.num_negatives)
+    rows, repeated = unique_rows(rows)
     out = write_jsonl(rows, output)
-    counts = dict(result.counts, rows_written=len(rows), rows_dropped_short=dropped)
+    counts = dict(result.counts, rows_written=len(rows), rows_dropped_short=dropped, rows_dropped_duplicate=repeated)
     positive = [s for q in result.queries for s in q.positive_scores]
     negative = [s for q in result.queries for s in q.negative_scores]
     plot = plot_scores(positive, negative, sidecar_path(out, ".scores.png"))

@@ -15,6 +15,8 @@ def triplet_rows(result: MiningResult, corpus: Sequence[str], num_negatives: int
 
     :func:`sbert_triplet.data.load_triplets` needs the same columns in every row, so a
     query with fewer than K negatives contributes no row (its rows are counted instead).
+    A row identical to one already written (two query ids with the same text and the same
+    positive, as in SciFact train) is written once: see :func:`unique_rows`.
 
     Returns:
         ``(rows, rows_dropped_short)``.
@@ -27,6 +29,21 @@ def triplet_rows(result: MiningResult, corpus: Sequence[str], num_negatives: int
         negatives = {f"negative_{j}": corpus[r] for j, r in enumerate(query.negatives, start=1)}
         rows.extend({"anchor": query.text, "positive": corpus[p], **negatives} for p in query.positives)
     return rows, dropped
+
+
+def unique_rows(rows: Sequence[dict]) -> tuple[list[dict], int]:
+    """``rows`` without exact repeats (first one kept), and how many were removed.
+
+    The train command rejects duplicate rows, so the mined file must not contain any.
+    """
+    seen: set[tuple] = set()
+    kept = []
+    for row in rows:
+        key = tuple(row.values())
+        if key not in seen:
+            seen.add(key)
+            kept.append(row)
+    return kept, len(rows) - len(kept)
 
 
 def write_jsonl(rows: Sequence[dict], path: str | Path) -> Path:
