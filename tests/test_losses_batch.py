@@ -8,6 +8,9 @@ import warnings
 
 import pytest
 import torch
+from naive import py_cos as _py_cos
+from naive import py_dot as _py_dot
+from naive import rand as _rand
 
 from sbert_triplet.errors import ConfigError
 from sbert_triplet.losses.batch_all_triplet import BatchAllTripletLoss
@@ -20,19 +23,6 @@ TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
 DISTANCES = ["euclidean", "squared_euclidean", "cosine", "dot"]
 MARGIN = {"euclidean": 1.0, "squared_euclidean": 4.0, "cosine": 0.3, "dot": 2.0}
 LOSSES = [BatchAllTripletLoss, BatchHardTripletLoss, BatchSemiHardTripletLoss, BatchHardSoftMarginTripletLoss]
-
-
-def _rand(*shape, dtype=torch.float64, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=gen, dtype=dtype)
-
-
-def _py_dot(u, v):
-    return sum(x * y for x, y in zip(u, v))
-
-
-def _py_cos(u, v):
-    return _py_dot(u, v) / (max(math.sqrt(_py_dot(u, u)), 1e-12) * max(math.sqrt(_py_dot(v, v)), 1e-12))
 
 
 PY_ORIENTED = {  # distance-like: smaller = closer

@@ -10,6 +10,9 @@ import math
 
 import pytest
 import torch
+from naive import py_cos as _py_cos
+from naive import py_dot as _py_dot
+from naive import rand as _rand
 
 from sbert_triplet.errors import ConfigError
 from sbert_triplet.losses.triplet import TripletLoss
@@ -24,20 +27,6 @@ from sbert_triplet.similarity import (
 DTYPES = [torch.float32, torch.float64]
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
 DISTANCES = ["euclidean", "squared_euclidean", "cosine", "dot"]
-
-
-def _rand(*shape, dtype=torch.float64, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=gen, dtype=dtype)
-
-
-def _py_dot(u, v):
-    return sum(x * y for x, y in zip(u, v))
-
-
-def _py_cos(u, v):
-    norm = max(math.sqrt(_py_dot(u, u)), 1e-12) * max(math.sqrt(_py_dot(v, v)), 1e-12)
-    return _py_dot(u, v) / norm
 
 
 def _py_sq(u, v):
