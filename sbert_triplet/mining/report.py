@@ -10,6 +10,7 @@ from typing import Any
 COUNT_KEYS = (
     "queries", "candidates", "removed_known_positive", "removed_query_text", "removed_duplicate",
     "removed_out_of_range", "removed_false_negative", "short_queries", "rows_written", "rows_dropped_short",
+    "rows_dropped_duplicate",
 )
 
 
