@@ -176,6 +176,48 @@ class EvalConfig:
     eval_before: bool = field(default=True, metadata={"help": "also evaluate the model before training"})
 
 
+MINING_CANDIDATES = ("dense", "bm25", "both")
+
+
+@dataclass(frozen=True)
+class MineConfig:
+    """Hard-negative mining as a step before training (``--mine-negatives K``).
+
+    The base model mines K hard negatives per query from the training data (a BEIR folder
+    or a pairs file) with positive-aware false-negative filtering (NV-Retriever,
+    arXiv:2407.15831); training then reads the mined triplets. Same rules as
+    ``sbert-triplet mine`` (see :class:`sbert_triplet.mining.MiningConfig`).
+    """
+
+    mine_negatives: int = field(default=0, metadata={"help": "mine K hard negatives per query before training (0 = off)"})
+    mine_candidates: str = field(default="dense", metadata={"help": "dense | bm25 | both"})
+    mine_range_min: int = field(default=0, metadata={"help": "first kept candidate rank (0-based)"})
+    mine_range_max: int = field(default=50, metadata={"help": "candidate ranks < this are kept"})
+    mine_max_score_ratio: float | None = field(
+        default=None, metadata={"help": "drop candidates with cosine > ratio x positive cosine [0.95]"})
+    mine_margin: float | None = field(
+        default=None, metadata={"help": "instead: drop candidates with cosine > positive cosine - margin"})
+    mine_no_filter: bool = field(default=False, metadata={"help": "keep candidates however close to the positive"})
+    mine_sampling: str = field(default="top", metadata={"help": "top | random"})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.mine_negatives, bool) or not isinstance(self.mine_negatives, int) or self.mine_negatives < 0:
+            raise ConfigError(f"mine_negatives must be an integer >= 0, got {self.mine_negatives!r}")
+        if self.mine_candidates not in MINING_CANDIDATES:
+            raise ConfigError(f"mine_candidates must be one of {list(MINING_CANDIDATES)}, got {self.mine_candidates!r}")
+        if self.mine_max_score_ratio is not None and self.mine_margin is not None:
+            raise ConfigError("give either --mine-max-score-ratio or --mine-margin, not both")
+        if self.mine_no_filter and (self.mine_max_score_ratio is not None or self.mine_margin is not None):
+            raise ConfigError("--mine-no-filter cannot be combined with --mine-max-score-ratio or --mine-margin")
+
+    @property
+    def score_rule(self) -> tuple[float | None, float | None]:
+        """``(max_score_ratio, margin)`` as the miner takes them (the 95% rule unless told otherwise)."""
+        if self.mine_no_filter or self.mine_margin is not None:
+            return None, self.mine_margin
+        return (0.95 if self.mine_max_score_ratio is None else self.mine_max_score_ratio), None
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """A whole training run."""
@@ -186,11 +228,17 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    mining: MineConfig = field(default_factory=MineConfig)
     log_steps: int = 10
 
     def __post_init__(self) -> None:
         if not self.output_dir:
             raise ConfigError("no output directory: pass --output-dir DIR")
+        if self.mining.mine_negatives and (self.loss.loss in LABEL_LOSSES or self.loss.loss == "ladder"):
+            raise ConfigError(
+                f"--mine-negatives makes (anchor, positive, negative) triplets; the {self.loss.loss!r} loss reads "
+                f"other data: use --loss mnr, mnr-symmetric or triplet"
+            )
         per_label = self.loss.samples_per_label
         if self.loss.sampler == "pk" and self.optim.batch_size % per_label:
             raise ConfigError(
@@ -207,7 +255,8 @@ class TrainConfig:
         return asdict(self)
 
 
-_SECTIONS = {"data": DataConfig, "loss": LossConfig, "optim": OptimConfig, "eval": EvalConfig}
+_SECTIONS = {"data": DataConfig, "loss": LossConfig, "optim": OptimConfig, "eval": EvalConfig,
+             "mining": MineConfig}
 _TOP = ("output_dir", "model", "log_steps")
 
 

@@ -7,6 +7,7 @@ validate the texts -> select and rename to the canonical schema. A BEIR folder b
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -151,9 +152,10 @@ def load_training_data(
     from sbert_triplet.data.beir import beir_training_pairs, is_beir_folder
 
     if not is_beir_folder(path):
-        if not columns and _is_nli_source(path, split):
-            return _nli_training_data(path, drop_invalid)
-        return load_triplets(path, columns=columns, split=split, drop_invalid=drop_invalid, check_rows=True)
+        table = _read_once(path, split)  # read the file once, whichever adapter takes it
+        if not columns and _is_nli_table(table.dataset.column_names):
+            return _nli_training_data(table, drop_invalid)
+        return load_triplets(table, columns=columns, split=split, drop_invalid=drop_invalid, check_rows=True)
     if columns:
         raise DataSchemaError(
             "--columns does not apply to a BEIR folder (queries and documents are known by name)",
@@ -173,19 +175,32 @@ def load_training_data(
     return _to_canonical(dataset, ["anchor", "positive"], ["anchor", "positive"]), report
 
 
-def _is_nli_source(path: str | Path, split: str | None) -> bool:
-    from sbert_triplet.data.files import load_table
+@dataclass(frozen=True)
+class LoadedTable:
+    """A table already read from ``source`` (a path or an in-memory dataset), passed on so
+    the next adapter does not read the file again; errors still name ``source``."""
+
+    dataset: Dataset
+    source: str
+
+
+def _read_once(path_or_dataset: Any, split: str | None) -> LoadedTable:
+    dataset, source = _as_dataset(path_or_dataset, split)
+    return LoadedTable(dataset, source)
+
+
+def _is_nli_table(names: list[str]) -> bool:
     from sbert_triplet.data.nli import nli_columns
 
-    names = load_table(path, split=split).column_names
     return nli_columns(names) is not None and "anchor" not in names and "query" not in names
 
 
-def _nli_training_data(path: str | Path, drop_invalid: bool) -> tuple[Dataset, dict[str, Any]]:
+def _nli_training_data(table: LoadedTable, drop_invalid: bool) -> tuple[Dataset, dict[str, Any]]:
     from sbert_triplet.data.nli import load_nli_triplets
 
-    dataset, report = load_nli_triplets(path, drop_invalid=drop_invalid)
-    dataset, counts = validate_rows(dataset, ["anchor", "positive", "negative_1"], f"{path} (NLI triplets)", drop_invalid)
+    dataset, report = load_nli_triplets(table, drop_invalid=drop_invalid)
+    name = f"{table.source} (NLI triplets)"
+    dataset, counts = validate_rows(dataset, ["anchor", "positive", "negative_1"], name, drop_invalid)
     report.update(rows_kept=len(dataset), dropped_by_reason=counts, num_negatives=1)
     return dataset, report
 
@@ -195,6 +210,8 @@ def _as_dataset(path_or_dataset: Any, split: str | None) -> tuple[Dataset, str]:
 
     from sbert_triplet.data.files import load_table, pick_split
 
+    if isinstance(path_or_dataset, LoadedTable):
+        return path_or_dataset.dataset, path_or_dataset.source
     if isinstance(path_or_dataset, datasets.DatasetDict):
         return pick_split(path_or_dataset, split, IN_MEMORY_SOURCE), IN_MEMORY_SOURCE
     if isinstance(path_or_dataset, datasets.Dataset):

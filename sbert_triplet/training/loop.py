@@ -93,10 +93,13 @@ def train(config: TrainConfig, *, model=None, train_dataset=None, evaluators=Non
     out = Path(config.output_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--output-dir {out} exists and is not a folder: choose a folder path")
+    config, model, mining = _mine_first(config, model, train_dataset, accelerator)
     report: dict[str, Any] = {"kind": "in-memory", "rows": None}
     if train_dataset is None:
         train_dataset, report = load_train_data(config)
     report["rows"] = len(train_dataset)
+    if mining:
+        report["mining"] = mining
     objective = build_objective(config, train_dataset.column_names)
     if evaluators is None:  # data and option errors surface before the (slow) model load
         evaluators = build_evaluators(config.eval)
@@ -125,6 +128,20 @@ def train(config: TrainConfig, *, model=None, train_dataset=None, evaluators=Non
     log.write({"event": "end", **stats})
     accelerator.wait_for_everyone()
     return metrics
+
+
+def _mine_first(config: TrainConfig, model, train_dataset, accelerator):
+    """``--mine-negatives K``: mine hard negatives with the base model and train on them; else
+    the mining report of a file written by ``sbert-triplet mine`` (``None`` if none)."""
+    from sbert_triplet.mining.before_training import mine_before_training, mining_report_for
+
+    if train_dataset is not None:
+        return config, model, None
+    if not config.mining.mine_negatives:
+        return config, model, mining_report_for(config.data.train)
+    model = _load_model(config, model, accelerator)
+    config, mining = mine_before_training(config, model, accelerator.is_main_process, accelerator.wait_for_everyone)
+    return config, model, mining
 
 
 def _load_model(config: TrainConfig, model, accelerator):
