@@ -40,6 +40,7 @@ def train(
     drop_invalid: Optional[bool] = typer.Option(None, "--drop-invalid/--no-drop-invalid", help="drop invalid rows and count them, instead of failing"),
     mine_negatives: Optional[int] = typer.Option(None, "--mine-negatives", help="first mine K hard negatives per query with the base model (BEIR folder or pairs file; files go to OUTPUT_DIR/mining/)"),
     mine_candidates: Optional[str] = typer.Option(None, "--mine-candidates", help="--mine-negatives: dense | bm25 | both [dense]"),
+    mine_search: Optional[str] = typer.Option(None, "--mine-search", help="--mine-negatives: exact | faiss-flat | faiss-hnsw | faiss-ivf [exact]"),
     mine_range_min: Optional[int] = typer.Option(None, "--mine-range-min", help="--mine-negatives: first kept rank, 0-based [0]"),
     mine_range_max: Optional[int] = typer.Option(None, "--mine-range-max", help="--mine-negatives: ranks < this are kept [50]"),
     mine_max_score_ratio: Optional[float] = typer.Option(None, "--mine-max-score-ratio", help="--mine-negatives: drop candidates with cosine > ratio x positive cosine [0.95]"),
@@ -66,6 +67,15 @@ def train(
     warmup_ratio: Optional[float] = typer.Option(None, "--warmup-ratio", help="fraction of steps of linear warm-up [0.1]"),
     max_seq_length: Optional[int] = typer.Option(None, "--max-seq-length", help="truncate texts to N tokens"),
     bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast"),
+    length_buckets: Optional[bool] = typer.Option(None, "--length-buckets/--no-length-buckets", help="encode each batch's texts sorted by length in a few chunks: same loss, less padding [on]"),
+    bucket_overhead_tokens: Optional[int] = typer.Option(None, "--bucket-overhead-tokens", help="cost of one more length chunk, in tokens [CPU 32, GPU 4096]"),
+    fp16: Optional[bool] = typer.Option(None, "--fp16/--no-fp16", help="fp16 autocast with a gradient scaler (GPU only; on CPU use --bf16)"),
+    num_workers: Optional[int] = typer.Option(None, "--num-workers", help="DataLoader worker processes that tokenise batches [0]; same batches as without"),
+    gather_across_devices: Optional[bool] = typer.Option(None, "--gather-across-devices/--no-gather-across-devices", help="several processes: every process's rows are in-batch negatives for all (gradient-preserving all-gather)"),
+    save_steps: Optional[int] = typer.Option(None, "--save-steps", help="checkpoint every N steps in OUTPUT/checkpoints (crash-safe: temp folder, then rename)"),
+    save_total_limit: Optional[int] = typer.Option(None, "--save-total-limit", help="keep only the N newest checkpoints"),
+    resume_from_checkpoint: Optional[str] = typer.Option(None, "--resume-from-checkpoint", help="DIR or 'latest': continue exactly where that checkpoint stopped (same batches, LRs, RNG)"),
+    max_nonfinite_steps: Optional[int] = typer.Option(None, "--max-nonfinite-steps", help="stop after N steps in a row with a NaN/inf loss or gradient (each is skipped) [5]"),
     seed: Optional[int] = typer.Option(None, "--seed", help="random seed [42]"),
     eval_sts: Optional[str] = typer.Option(None, "--eval-sts", help="STS file for Spearman (STS-B csv, SICK txt, jsonl)"),
     eval_triplets: Optional[str] = typer.Option(None, "--eval-triplets", help="triplet file for triplet accuracy"),
@@ -74,6 +84,8 @@ def train(
     eval_before: Optional[bool] = typer.Option(None, "--eval-before/--no-eval-before", help="evaluate the base model before training too [on]"),
     eval_steps: Optional[int] = typer.Option(None, "--eval-steps", help="also evaluate every N steps"),
     log_steps: Optional[int] = typer.Option(None, "--log-steps", help="log the loss every N steps [10]"),
+    push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", help="push the saved model, card and metrics to this Hub repo USER/NAME at the end (token: HF_TOKEN or `hf auth login`)"),
+    hub_private: Optional[bool] = typer.Option(None, "--hub-private/--no-hub-private", help="with --push-to-hub: create the repo as private"),
     config: Optional[str] = typer.Option(None, "--config", help="YAML file with any of these options (flags override it)"),
 ) -> None:
     """Fine-tune a sentence encoder, evaluating before and after; save it in sentence-transformers format."""
@@ -84,6 +96,10 @@ def train(
     values: dict[str, Any] = load_yaml(config) if config else {}
     values.update({k: v for k, v in flags.items() if v is not None})
     cfg = build_train_config(values)
+    if cfg.push_to_hub:  # no token: fail now, not after training
+        from sbert_triplet.hub.push import require_token
+
+        require_token()
 
     from sbert_triplet.training.loop import train as run_training
 
@@ -124,6 +140,7 @@ def mine(
     split: str = typer.Option("train", "--split", help="qrels split of a BEIR folder"),
     columns: Optional[str] = typer.Option(None, "--columns", help="pairs file column mapping, e.g. anchor=question,positive=answer"),
     candidates: str = typer.Option("dense", "--candidates", help="dense | bm25 | both (dense order, then BM25-only candidates)"),
+    search: str = typer.Option("exact", "--search", help="dense candidate search: exact | faiss-flat | faiss-hnsw | faiss-ivf (approximate, for large corpora)"),
     range_min: int = typer.Option(0, "--range-min", help="first kept rank, 0-based, counted after removing positives"),
     range_max: int = typer.Option(50, "--range-max", help="ranks < this are kept (per retriever)"),
     num_negatives: int = typer.Option(1, "--num-negatives", help="K negatives per query; queries with fewer are reported and their rows left out"),
@@ -146,12 +163,123 @@ def mine(
     if no_filter and (max_score_ratio is not None or margin is not None):
         raise ConfigError("--no-false-negative-filter cannot be combined with --max-score-ratio or --margin")
     ratio = max_score_ratio if max_score_ratio is not None else (None if margin is not None or no_filter else 0.95)
-    cfg = MiningConfig(candidates=candidates, range_min=range_min, range_max=range_max, num_negatives=num_negatives,
+    cfg = MiningConfig(candidates=candidates, search=search, range_min=range_min, range_max=range_max, num_negatives=num_negatives,
                        max_score_ratio=ratio, margin=margin, sampling=sampling, seed=seed, batch_size=batch_size)
     _set_offline_defaults()
     encoder = load_model(model, max_seq_length=max_seq_length)
     report = run_mining(encoder, data, output, cfg, split=split, columns=columns)
     typer.echo(summary(report))
+
+
+@app.command()
+def push(
+    model: str = typer.Option(..., "--model", help="run folder to upload (the --output-dir of `sbert-triplet train`)"),
+    repo_id: str = typer.Option(..., "--repo-id", help="Hub repo USER/NAME (created if missing)"),
+    private: bool = typer.Option(False, "--private", help="create the repo as private"),
+    revision: Optional[str] = typer.Option(None, "--revision", help="branch to commit to, created if missing [main]"),
+    commit_message: Optional[str] = typer.Option(None, "--commit-message", help="commit message [Upload <folder> with sbert-triplet]"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print exactly the files and the card that would be uploaded; upload nothing"),
+) -> None:
+    """Upload a run folder (model, README.md card, metrics) to the Hugging Face Hub; token from HF_TOKEN or `hf auth login`."""
+    from sbert_triplet.hub.push import format_plan, plan_push, push_folder
+
+    plan = plan_push(model, repo_id, private=private, revision=revision, commit_message=commit_message)
+    if dry_run:
+        typer.echo(format_plan(plan))
+        return
+    typer.echo(json.dumps(push_folder(plan), indent=2))
+
+
+@app.command()
+def card(
+    model: str = typer.Option(..., "--model", help="run folder (the --output-dir of `sbert-triplet train`)"),
+    repo_id: Optional[str] = typer.Option(None, "--repo-id", help="Hub id shown in the usage snippet [the run's --push-to-hub]"),
+) -> None:
+    """Write (or rewrite) a run folder's README.md model card from its metrics.json and train_config.json; print it."""
+    from sbert_triplet.hub.card import write_card
+
+    typer.echo(write_card(model, repo_id).read_text(encoding="utf-8"))
+
+
+@app.command("index")
+def index_command(
+    corpus: str = typer.Option(..., "--corpus", help="BEIR folder or corpus.jsonl[.gz], JSONL/CSV/TSV/Parquet with id and text columns, save_to_disk folder or HF dataset"),
+    output: str = typer.Option(..., "--output", help="index folder (manifest.json, docs.jsonl, embeddings/, faiss.index); rerun to resume"),
+    model: Optional[str] = typer.Option(None, "--model", help=_MODEL_HELP),
+    id_column: Optional[str] = typer.Option(None, "--id-column", help="id column (default: _id if present, else id)"),
+    text_column: str = typer.Option("text", "--text-column", help="text column (BEIR records: title + text)"),
+    split: Optional[str] = typer.Option(None, "--split", help="split of a save_to_disk folder / HF dataset (default: train)"),
+    backend: str = typer.Option("exact", "--backend", help="exact | faiss-flat | faiss-hnsw | faiss-ivf"),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 | float16 embeddings on disk"),
+    chunk_size: int = typer.Option(4096, "--chunk-size", help="documents per embedding file (unit of resume and of memory)"),
+    batch_size: int = typer.Option(64, "--batch-size", help="encoding batch size"),
+    score: Optional[str] = typer.Option(None, "--score", help="cosine | dot (default: the model's similarity function)"),
+    hnsw_m: int = typer.Option(32, "--hnsw-m", help="faiss-hnsw graph degree M"),
+    ef_construction: int = typer.Option(200, "--ef-construction", help="faiss-hnsw efConstruction"),
+    ef_search: int = typer.Option(128, "--ef-search", help="faiss-hnsw efSearch (default for searches)"),
+    nlist: Optional[int] = typer.Option(None, "--nlist", help="faiss-ivf cells (default: about 4 sqrt(N))"),
+    nprobe: int = typer.Option(16, "--nprobe", help="faiss-ivf cells visited per query"),
+    max_seq_length: Optional[int] = typer.Option(None, "--max-seq-length", help="truncate texts to N tokens"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar over documents (stderr)"),
+) -> None:
+    """Encode a corpus chunk by chunk into an index folder (resumable) and build its search backend."""
+    from sbert_triplet.index.config import IndexConfig
+    from sbert_triplet.index.corpus import CorpusSpec
+
+    cfg = IndexConfig(backend=backend, dtype=dtype, chunk_size=chunk_size, batch_size=batch_size, score=score,
+                      hnsw_m=hnsw_m, ef_construction=ef_construction, ef_search=ef_search, nlist=nlist,
+                      nprobe=nprobe, show_progress_bar=progress)
+    _set_offline_defaults()
+    from sbert_triplet.index.encode import encode_to_disk
+    from sbert_triplet.models import load_model
+
+    encoder = load_model(model, max_seq_length=max_seq_length)
+    report = encode_to_disk(encoder, CorpusSpec(corpus, id_column, text_column, split), output, cfg, model_ref=model)
+    typer.echo(json.dumps(report, indent=2))
+
+
+@app.command("search")
+def search_command(
+    index_dir: str = typer.Option(..., "--index", help="index folder written by `sbert-triplet index`"),
+    query: Optional[list[str]] = typer.Option(None, "--query", help="query text (repeat for several)"),
+    queries: Optional[str] = typer.Option(None, "--queries", help="queries file: BEIR queries.jsonl / folder, JSONL/CSV with id,text, or .txt (one per line)"),
+    k: int = typer.Option(10, "--k", help="hits per query"),
+    model: Optional[str] = typer.Option(None, "--model", help="query encoder (default: the model recorded in the index); must be the model the index was built with"),
+    backend: Optional[str] = typer.Option(None, "--backend", help="exact | faiss-flat | faiss-hnsw | faiss-ivf (default: the one built)"),
+    ef_search: Optional[int] = typer.Option(None, "--ef-search", help="faiss-hnsw efSearch"),
+    nprobe: Optional[int] = typer.Option(None, "--nprobe", help="faiss-ivf cells visited"),
+    qrels: Optional[str] = typer.Option(None, "--qrels", help="qrels TSV (BEIR or TREC): print nDCG/MRR/Recall/MAP/P at --ks instead of hits"),
+    ks: str = typer.Option("10,100", "--ks", help="metric cutoffs for --qrels, comma-separated"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+    batch_size: int = typer.Option(64, "--batch-size", help="query encoding batch size"),
+) -> None:
+    """Search an index folder: top-k ids, scores and texts per query (or retrieval metrics with --qrels)."""
+    from sbert_triplet.errors import ConfigError
+
+    if bool(query) == bool(queries):
+        raise ConfigError("give either --query TEXT (repeatable) or --queries FILE")
+    _set_offline_defaults()
+    from sbert_triplet.index.search import format_hits, hits_to_json, open_index, read_queries
+    from sbert_triplet.index.store import read_manifest
+    from sbert_triplet.models import load_model
+
+    texts = {f"q{i}": q for i, q in enumerate(query, start=1)} if query else read_queries(queries)
+    built = read_manifest(index_dir)
+    encoder = load_model(model or built["model"]["path"], max_seq_length=built.get("max_seq_length"))
+    indexed = open_index(index_dir, encoder, model_ref=model, backend=backend, ef_search=ef_search, nprobe=nprobe)
+    if qrels:
+        from sbert_triplet.evaluation.retrieval import evaluate_index, read_qrels_file
+
+        if not all(x.strip().isdigit() for x in ks.split(",")):
+            raise ConfigError(f"--ks must be comma-separated positive integers, e.g. 10,100; got {ks!r}")
+        cutoffs = [int(x) for x in ks.split(",")]
+        typer.echo(json.dumps(evaluate_index(indexed, texts, read_qrels_file(qrels), cutoffs, batch_size), indent=2))
+        return
+    hits = indexed.search(list(texts.values()), k, batch_size)
+    if as_json:
+        typer.echo(json.dumps(hits_to_json(texts, hits), indent=2, ensure_ascii=False))
+    else:
+        typer.echo(format_hits(texts, hits))
 
 
 data_app = typer.Typer(help="Look at data sources: kind, column mapping, row counts.", no_args_is_help=True)

@@ -74,6 +74,9 @@ class LossConfig:
     mask_false_negatives: bool | None = field(
         default=None, metadata={"help": "MNR: ignore in-batch candidates whose text equals the positive [on for MNR]"}
     )
+    gather_across_devices: bool = field(
+        default=False, metadata={"help": "in-batch losses: every process's rows are negatives for all (multi-process)"}
+    )
     sampler: str | None = field(
         default=None, metadata={"help": "random | no-duplicates | pk [MNR: no-duplicates, label losses: pk, else random]"}
     )
@@ -126,6 +129,9 @@ class LossConfig:
             object.__setattr__(self, "mask_false_negatives", self.loss in MNR_LOSSES)
         if self.mask_false_negatives and self.loss not in MNR_LOSSES:
             raise ConfigError(f"--mask-false-negatives applies to {' and '.join(MNR_LOSSES)} only, not {self.loss!r}")
+        if self.gather_across_devices and self.loss not in IN_BATCH_NEGATIVE_LOSSES:
+            raise ConfigError(f"--gather-across-devices adds in-batch negatives; the {self.loss!r} loss uses none: "
+                              f"drop it or use one of {', '.join(IN_BATCH_NEGATIVE_LOSSES)}")
 
 
 @dataclass(frozen=True)
@@ -141,12 +147,20 @@ class OptimConfig:
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm (0 = off)"})
     max_seq_length: int | None = field(default=None, metadata={"help": "truncate texts to this many tokens"})
     bf16: bool = field(default=False, metadata={"help": "bf16 autocast (CPU with bf16 units, or GPU)"})
+    fp16: bool = field(default=False, metadata={"help": "fp16 autocast with a gradient scaler (GPU only in Accelerate)"})
+    num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes that tokenise batches (0 = main)"})
     seed: int = field(default=42, metadata={"help": "random seed (shuffling, dropout, init)"})
     mini_batch_size: int | None = field(
         default=None, metadata={"help": "gradient cache: encode M rows at a time when M < batch_size (same result)"}
     )
     gradient_accumulation_steps: int = field(
         default=1, metadata={"help": "optimizer step every N batches (adds no in-batch negatives)"}
+    )
+    length_buckets: bool = field(
+        default=True, metadata={"help": "encode a batch's texts sorted by length in a few chunks (same loss, less padding)"}
+    )
+    bucket_overhead_tokens: int | None = field(
+        default=None, metadata={"help": "cost of one more length chunk, in tokens [CPU 32, GPU 4096]"}
     )
 
     def __post_init__(self) -> None:
@@ -157,10 +171,16 @@ class OptimConfig:
             raise ConfigError(f"mini_batch_size must be >= 1, got {self.mini_batch_size}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"max_steps must be >= 1, got {self.max_steps}")
+        if self.bucket_overhead_tokens is not None and self.bucket_overhead_tokens < 0:
+            raise ConfigError(f"bucket_overhead_tokens must be >= 0, got {self.bucket_overhead_tokens}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.bf16 and self.fp16:
+            raise ConfigError("give either --bf16 or --fp16, not both")
+        if self.num_workers < 0:
+            raise ConfigError(f"num_workers must be >= 0, got {self.num_workers}")
 
 
 @dataclass(frozen=True)
@@ -174,6 +194,26 @@ class EvalConfig:
     eval_steps: int | None = field(default=None, metadata={"help": "evaluate every N steps (and always at the end)"})
     eval_batch_size: int = field(default=64, metadata={"help": "batch size for encoding during evaluation"})
     eval_before: bool = field(default=True, metadata={"help": "also evaluate the model before training"})
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    """Fault tolerance: periodic checkpoints, exact resume, and what a non-finite loss does."""
+
+    save_steps: int | None = field(default=None, metadata={"help": "checkpoint every N steps in OUTPUT/checkpoints"})
+    save_total_limit: int | None = field(default=None, metadata={"help": "keep only the N newest checkpoints"})
+    resume_from_checkpoint: str | None = field(
+        default=None, metadata={"help": "a checkpoint folder, or 'latest' (newest in OUTPUT/checkpoints)"})
+    max_nonfinite_steps: int = field(
+        default=5, metadata={"help": "stop after N steps in a row with a non-finite loss or gradient (each is skipped)"})
+
+    def __post_init__(self) -> None:
+        for name in ("save_steps", "save_total_limit"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be >= 1, got {value} (leave it out to turn it off)")
+        if self.max_nonfinite_steps < 1:
+            raise ConfigError(f"max_nonfinite_steps must be >= 1, got {self.max_nonfinite_steps}")
 
 
 MINING_CANDIDATES = ("dense", "bm25", "both")
@@ -191,6 +231,7 @@ class MineConfig:
 
     mine_negatives: int = field(default=0, metadata={"help": "mine K hard negatives per query before training (0 = off)"})
     mine_candidates: str = field(default="dense", metadata={"help": "dense | bm25 | both"})
+    mine_search: str = field(default="exact", metadata={"help": "exact | faiss-flat | faiss-hnsw | faiss-ivf"})
     mine_range_min: int = field(default=0, metadata={"help": "first kept candidate rank (0-based)"})
     mine_range_max: int = field(default=50, metadata={"help": "candidate ranks < this are kept"})
     mine_max_score_ratio: float | None = field(
@@ -229,11 +270,18 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     mining: MineConfig = field(default_factory=MineConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     log_steps: int = 10
+    push_to_hub: str | None = field(default=None, metadata={"help": "Hub repo id USER/NAME to push the model to"})
+    hub_private: bool = field(default=False, metadata={"help": "create the Hub repo as private"})
 
     def __post_init__(self) -> None:
         if not self.output_dir:
             raise ConfigError("no output directory: pass --output-dir DIR")
+        import re
+
+        if self.push_to_hub is not None and not re.fullmatch(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?", self.push_to_hub):
+            raise ConfigError(f"push_to_hub {self.push_to_hub!r} is not a Hub repo id: use --push-to-hub USER/NAME")
         if self.mining.mine_negatives and (self.loss.loss in LABEL_LOSSES or self.loss.loss == "ladder"):
             raise ConfigError(
                 f"--mine-negatives makes (anchor, positive, negative) triplets; the {self.loss.loss!r} loss reads "
@@ -256,8 +304,8 @@ class TrainConfig:
 
 
 _SECTIONS = {"data": DataConfig, "loss": LossConfig, "optim": OptimConfig, "eval": EvalConfig,
-             "mining": MineConfig}
-_TOP = ("output_dir", "model", "log_steps")
+             "mining": MineConfig, "checkpoint": CheckpointConfig}
+_TOP = ("output_dir", "model", "log_steps", "push_to_hub", "hub_private")
 
 
 def _known_keys() -> dict[str, str]:

@@ -46,3 +46,7 @@ class DataSchemaError(SbertTripletError, ValueError):
 
 class ModelNotFoundError(SbertTripletError):
     """No model could be resolved from the given path or hub id (we are offline-first)."""
+
+
+class NonFiniteLossError(SbertTripletError):
+    """Training stopped: too many steps in a row had a non-finite (NaN / inf) loss or gradient."""

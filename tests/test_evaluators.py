@@ -60,15 +60,17 @@ def test_exact_search_k_is_capped_at_corpus_size():
     assert sorted(indices[0].tolist()) == [0, 1, 2]
 
 
-def test_zero_vector_scores_zero_and_ranks_below_positive_scores():
+@pytest.mark.parametrize("score", ["cosine", "dot"])
+def test_zero_vector_ranks_last_with_minus_inf_and_no_nan(score):
     query = torch.tensor([[1.0, 0.0]])  # (1, D)
     corpus = torch.tensor([[0.0, 0.0], [1.0, 1.0], [-1.0, 0.5], [2.0, 0.0]])  # (4, D)
-    scores, indices = exact_search(query, corpus, top_k=4, corpus_chunk_size=3)
+    scores, indices = exact_search(query, corpus, top_k=4, corpus_chunk_size=3, score=score)
     assert not torch.isnan(scores).any()
-    assert indices[0].tolist() == [3, 1, 0, 2]
-    assert scores[0, 2].item() == 0.0
-    zero_q, _ = exact_search(torch.zeros(1, 2), corpus, top_k=4)
-    assert torch.equal(zero_q, torch.zeros(1, 4))
+    assert indices[0].tolist() == [3, 1, 2, 0]  # below the negative-cosine document too
+    assert scores[0, 3].item() == float("-inf")
+    zero_q, zero_rows = exact_search(torch.zeros(1, 2), corpus, top_k=4, score=score)
+    assert zero_q[0].tolist() == [0.0, 0.0, 0.0, float("-inf")]
+    assert zero_rows[0].tolist() == [1, 2, 3, 0]  # ties by row ascending
 
 
 def test_exact_search_rejects_bad_input():
@@ -156,7 +158,9 @@ def test_retrieval_on_hand_made_set():
     assert m["recall@10"] == pytest.approx(1.0, abs=1e-9)
     assert m["precision@1"] == pytest.approx(1 / 2, abs=1e-9)
     assert m["map@10"] == pytest.approx((1 / 2 + (1 + 2 / 3) / 2) / 2, abs=1e-6)
-    assert enc.calls == [["q one", "q two"], ["doc one", "doc two", "doc three", "doc four"]]
+    # queries once; the corpus once, in id-descending rows, longest text first per batch (index path)
+    assert enc.calls[0] == ["q one", "q two"]
+    assert sorted(enc.calls[1]) == sorted(RSET.corpus.values()) and len(enc.calls) == 2
 
 
 def test_retrieval_defaults_and_evaluator():

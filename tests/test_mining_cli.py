@@ -100,3 +100,21 @@ def test_mine_without_the_false_negative_filter(tmp_path, tiny_model_dir, beir_f
     both = runner.invoke(app, ["mine", "--model", str(tiny_model_dir), "--data", str(beir_folder), "--output",
                                str(tmp_path / "y.jsonl"), "--no-false-negative-filter", "--margin", "0.1"])
     assert both.exit_code != 0
+
+
+@pytest.mark.parametrize("search", ["faiss-flat", "faiss-hnsw"])
+def test_faiss_candidates_give_the_exact_search_file(tmp_path, tiny_model_dir, beir_folder, search):
+    args = ["--model", str(tiny_model_dir), "--data", str(beir_folder), "--num-negatives", "2",
+            "--max-score-ratio", "1.0"]
+    _mine([*args, "--output", str(tmp_path / "exact.jsonl")])
+    _mine([*args, "--output", str(tmp_path / "faiss.jsonl"), "--search", search])
+    assert (tmp_path / "faiss.jsonl").read_text() == (tmp_path / "exact.jsonl").read_text()
+    report = json.loads((tmp_path / "faiss.report.json").read_text())
+    assert report["config"]["search"] == search
+
+
+def test_unknown_search_backend_is_a_clear_error(tmp_path, tiny_model_dir, beir_folder):
+    result = runner.invoke(app, ["mine", "--model", str(tiny_model_dir), "--data", str(beir_folder),
+                                 "--output", str(tmp_path / "x.jsonl"), "--search", "annoy"])
+    assert result.exit_code != 0
+    assert "faiss-hnsw" in str(result.exception)

@@ -1,9 +1,20 @@
-"""Batch samplers: no duplicate texts in a batch (in-batch-negative losses), and P labels x K samples.
+"""Batch samplers: a seeded shuffle, no duplicate texts in a batch (in-batch-negative losses), P labels x K samples.
 
-Both are ``torch.utils.data.Sampler`` subclasses that yield lists of row indices (pass them as
+All are ``torch.utils.data.Sampler`` subclasses that yield lists of row indices (pass them as
 ``DataLoader(dataset, batch_sampler=...)``). The batches depend only on ``seed`` and the
 epoch: call ``set_epoch(epoch)`` before each epoch for a new order. ``len(sampler)`` is the
 number of batches of the current epoch.
+
+Exact mid-epoch resume: the batches of an epoch are a pure function of (seed, epoch), so a
+run resumed from a checkpoint calls ``set_epoch(epoch)`` and ``resume_at(n)``; the next pass
+then starts at batch ``n`` of that epoch, i.e. yields exactly the batches the uninterrupted
+run had left (``state_dict()`` holds seed, epoch and that position).
+
+Several processes: Accelerate wraps a custom batch sampler in its ``BatchSamplerShard``
+(process ``r`` of ``P`` takes global batches ``r, r + P, ...``), and that wrapper has neither
+``set_epoch`` nor ``sampler``, so ``DataLoaderShard.set_epoch`` does not reach this sampler
+(accelerate 1.15). The training loop therefore keeps a reference to it and calls
+``set_epoch`` itself; a resumed pass skips ``P * n`` global batches for ``n`` per process.
 """
 
 from __future__ import annotations
@@ -39,11 +50,38 @@ class _EpochSampler(Sampler[list[int]]):
             raise ConfigError(f"seed must be an integer, got {seed!r}")
         self.seed = seed
         self.epoch = 0
+        self._start = 0  # first batch of the next pass (set by resume_at, used once)
         self._plan: tuple[int, list[list[int]]] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         """Use the order of ``epoch`` (0-based) from now on."""
         self.epoch = int(epoch)
+
+    def resume_at(self, batch: int) -> None:
+        """Start the next pass (only that one) at batch ``batch`` of the current epoch, skipping the ones before.
+
+        Raises:
+            ValueError: ``batch`` < 0.
+        """
+        if batch < 0:
+            raise ValueError(f"resume_at needs a batch index >= 0, got {batch}")
+        self._start = int(batch)
+
+    def state_dict(self) -> dict[str, int]:
+        """``{"seed", "epoch", "start"}``: enough to rebuild the remaining batches of the epoch."""
+        return {"seed": self.seed, "epoch": self.epoch, "start": self._start}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Restore :meth:`state_dict` (the seed must match: batches are a function of it).
+
+        Raises:
+            ConfigError: the state was saved with another seed.
+        """
+        if int(state["seed"]) != self.seed:
+            raise ConfigError(f"sampler state has seed {state['seed']} but this sampler has seed {self.seed}: "
+                              f"resume with --seed {state['seed']}")
+        self.set_epoch(state["epoch"])
+        self.resume_at(state["start"])
 
     def batches(self) -> list[list[int]]:
         """The current epoch's batches (lists of row indices)."""
@@ -55,11 +93,42 @@ class _EpochSampler(Sampler[list[int]]):
         raise NotImplementedError
 
     def __iter__(self) -> Iterator[list[int]]:
-        for batch in self.batches():
+        start, self._start = self._start, 0
+        for batch in self.batches()[start:]:
             yield list(batch)
 
     def __len__(self) -> int:
         return len(self.batches())
+
+
+class RandomBatchSampler(_EpochSampler):
+    """A seeded shuffle of all rows cut into batches of ``batch_size``; each row once per epoch.
+
+    The order of epoch ``e`` depends only on ``(seed, e)`` (not on a generator's history), so
+    a resumed run draws the same batches as an uninterrupted one.
+
+    Args:
+        num_rows: rows in the dataset.
+        batch_size: rows per batch, >= 1.
+        seed: seed of the shuffle.
+        drop_last: drop the final batch when it is smaller than ``batch_size``.
+
+    Raises:
+        ConfigError (a ValueError): ``batch_size`` < 1 or not an integer; ``seed`` not an integer.
+    """
+
+    def __init__(self, num_rows: int, batch_size: int, seed: int = 0, drop_last: bool = False) -> None:
+        super().__init__(seed)
+        self.num_rows = _check_int(num_rows, "num_rows", 0)
+        self.batch_size = _check_int(batch_size, "batch_size", 1)
+        self.drop_last = bool(drop_last)  # read by Accelerate's batch-sampler sharding
+
+    def _make_batches(self, generator: torch.Generator) -> list[list[int]]:
+        order = torch.randperm(self.num_rows, generator=generator).tolist()
+        batches = [order[i:i + self.batch_size] for i in range(0, self.num_rows, self.batch_size)]
+        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
+            batches.pop()
+        return batches
 
 
 class _Packer:

@@ -18,6 +18,7 @@ from sbert_triplet.evaluation.metrics import (
     check_ks,
     mrr_at_k,
     ndcg_at_k,
+    per_query_metrics,
     precision_at_k,
     rank,
     recall_at_k,
@@ -98,7 +99,8 @@ class TripletEvaluator(Evaluator):
 
 
 class RetrievalEvaluator(Evaluator):
-    """nDCG / MRR / Recall / Precision / MAP at each k (:func:`evaluate_retrieval`).
+    """nDCG / MRR / Recall / Precision / MAP at each k (:func:`evaluate_retrieval`), through
+    the index path (``backend``: ``"exact"`` or a FAISS backend of ``build_index``).
 
     Raises:
         ValueError: bad ``ks``.
@@ -113,6 +115,8 @@ class RetrievalEvaluator(Evaluator):
         ks: Iterable[int] = (10, 100),
         batch_size: int = 32,
         show_progress_bar: bool = False,
+        backend: str = "exact",
+        index_options: dict | None = None,
     ) -> None:
         super().__init__(name or rset.name)
         self.rset = rset
@@ -120,10 +124,13 @@ class RetrievalEvaluator(Evaluator):
         self.primary_metric = f"ndcg@{10 if 10 in self.ks else self.ks[0]}"
         self.batch_size = batch_size
         self.show_progress_bar = show_progress_bar
+        self.backend = backend
+        self.index_options = dict(index_options or {})
 
     def __call__(self, model: Any) -> dict[str, float]:
         return evaluate_retrieval(
-            model, self.rset, self.ks, self.batch_size, show_progress_bar=self.show_progress_bar
+            model, self.rset, self.ks, self.batch_size, show_progress_bar=self.show_progress_bar,
+            backend=self.backend, index_options=self.index_options,
         )
 
 
@@ -139,6 +146,7 @@ __all__ = [
     "evaluate_triplets",
     "mrr_at_k",
     "ndcg_at_k",
+    "per_query_metrics",
     "precision_at_k",
     "rank",
     "recall_at_k",

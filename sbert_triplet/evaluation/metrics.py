@@ -128,6 +128,28 @@ def check_ks(ks: Iterable[int]) -> tuple[int, ...]:
     return tuple(sorted(set(ks)))
 
 
+def per_query_metrics(
+    run: Mapping[str, Mapping[str, float]],
+    qrels: Mapping[str, Mapping[str, int]],
+    ks: Iterable[int] = (10, 100),
+) -> dict[str, dict[str, float]]:
+    """Every metric at every cutoff for each query of ``qrels`` (as trec_eval ``-q -c``).
+
+    A query with no relevant document (every grade <= 0) scores 0.0 everywhere, as in
+    trec_eval; a query absent from ``run`` scores 0.0 everywhere. Keys as in
+    :func:`retrieval_metrics`.
+
+    Raises:
+        ValueError: bad ``ks``, or a NaN score.
+    """
+    ks = check_ks(ks)
+    out = {}
+    for qid, rel in qrels.items():
+        ranked = rank(run.get(qid, {}))
+        out[qid] = {f"{name}@{k}": fn(ranked, rel, k) for name, fn in _PER_QUERY.items() for k in ks}
+    return out
+
+
 def retrieval_metrics(
     run: Mapping[str, Mapping[str, float]],
     qrels: Mapping[str, Mapping[str, int]],
@@ -144,23 +166,22 @@ def retrieval_metrics(
     Returns:
         Plain floats keyed ``"ndcg@10"``, ``"mrr@10"``, ``"recall@10"``, ``"precision@10"``,
         ``"map@10"`` and so on for each k. The mean is over the queries in ``qrels`` with at
-        least one relevant document; such a query absent from ``run`` scores 0 everywhere.
-        Queries in ``run`` but not in ``qrels`` are ignored (as trec_eval does).
+        least one relevant document; such a query absent from ``run`` scores 0 everywhere
+        (trec_eval ``-c``). Queries without a relevant document are left out of the mean
+        (trec_eval would average their 0.0 in; every per-query value equals trec_eval's,
+        see :func:`per_query_metrics`). Queries in ``run`` but not in ``qrels`` are ignored
+        (as trec_eval does).
 
     Raises:
         ValueError: ``ks`` is empty or holds a non-positive k; no query in ``qrels`` has a
             relevant document; a score is NaN.
     """
     ks = check_ks(ks)
-    qids = [qid for qid, rel in qrels.items() if _num_relevant(rel) > 0]
-    if not qids:
+    judged = {qid: rel for qid, rel in qrels.items() if _num_relevant(rel) > 0}
+    if not judged:
         raise ValueError(
             "no query in qrels has a relevant document (grade > 0); nothing to evaluate"
         )
-    totals = {f"{name}@{k}": 0.0 for name in METRIC_NAMES for k in ks}
-    for qid in qids:
-        ranked = rank(run.get(qid, {}))
-        for name, fn in _PER_QUERY.items():
-            for k in ks:
-                totals[f"{name}@{k}"] += fn(ranked, qrels[qid], k)
-    return {key: float(value / len(qids)) for key, value in totals.items()}
+    per_query = per_query_metrics(run, judged, ks)
+    keys = [f"{name}@{k}" for name in METRIC_NAMES for k in ks]
+    return {key: float(sum(q[key] for q in per_query.values()) / len(judged)) for key in keys}

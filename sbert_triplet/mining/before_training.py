@@ -33,7 +33,7 @@ def mining_config(config: TrainConfig) -> MiningConfig:
     """
     mine = config.mining
     ratio, margin = mine.score_rule
-    return MiningConfig(candidates=mine.mine_candidates, range_min=mine.mine_range_min,
+    return MiningConfig(candidates=mine.mine_candidates, search=mine.mine_search, range_min=mine.mine_range_min,
                         range_max=mine.mine_range_max, num_negatives=mine.mine_negatives,
                         max_score_ratio=ratio, margin=margin, sampling=mine.mine_sampling,
                         seed=config.optim.seed, batch_size=config.eval.eval_batch_size)

@@ -31,17 +31,29 @@ def embed(model: Any, texts: Sequence[str], batch_size: int = 64) -> Tensor:
     return normalize(unique.float().cpu())[torch.as_tensor(rows, dtype=torch.long)]  # (len(texts), D)
 
 
-def dense_candidates(query_embeddings: Tensor, corpus_embeddings: Tensor, top_k: int) -> list[list[int]]:
+def dense_candidates(query_embeddings: Tensor, corpus_embeddings: Tensor, top_k: int,
+                     search: str = "exact") -> list[list[int]]:
     """Corpus rows of the ``min(top_k, N)`` nearest documents per query by cosine, best first.
 
     Args:
         query_embeddings: ``(Q, D)``; corpus_embeddings: ``(N, D)``; top_k >= 1.
+        search: ``"exact"`` (:func:`sbert_triplet.index.exact_search`) or a FAISS backend of
+            :func:`sbert_triplet.index.build_index` (``"faiss-flat"``, ``"faiss-hnsw"``,
+            ``"faiss-ivf"``); an approximate index may return fewer rows (its misses, row -1,
+            are left out).
 
     Raises:
         ValueError: as :func:`sbert_triplet.index.exact_search`.
+        ConfigError: an unknown ``search`` backend.
     """
-    _, indices = exact_search(query_embeddings, corpus_embeddings, top_k, score="cosine")  # (Q, k)
-    return indices.tolist()
+    if search == "exact":
+        _, indices = exact_search(query_embeddings, corpus_embeddings, top_k, score="cosine")  # (Q, k)
+        return indices.tolist()
+    from sbert_triplet.index import build_index
+
+    index = build_index(corpus_embeddings, backend=search, score="cosine")
+    _, indices = index.search(query_embeddings, top_k)  # (Q, min(k, N)), -1 = no neighbour
+    return [[row for row in hits if row >= 0] for hits in indices.tolist()]
 
 
 def bm25_candidates(queries: Sequence[str], corpus: Sequence[str], top_k: int) -> list[list[int]]:

@@ -8,6 +8,7 @@ from typing import Any, Optional
 from sbert_triplet.errors import ConfigError
 
 CANDIDATE_SOURCES = ("dense", "bm25", "both")
+SEARCH_BACKENDS = ("exact", "faiss-flat", "faiss-hnsw", "faiss-ivf")
 SAMPLING = ("top", "random")
 
 
@@ -35,6 +36,9 @@ class MiningConfig:
             uniformly, with ``seed``).
         seed: seed of the random sampling.
         batch_size: texts per ``model.encode`` call.
+        search: dense candidate search: ``"exact"`` (chunked brute force, the reference) or a
+            FAISS index (``"faiss-flat"`` exact inner product, ``"faiss-hnsw"`` / ``"faiss-ivf"``
+            approximate: faster on large corpora, may miss some neighbours).
 
     Raises:
         ConfigError: a value out of range, an unknown choice, or both false-negative rules.
@@ -49,8 +53,11 @@ class MiningConfig:
     sampling: str = "top"
     seed: int = 42
     batch_size: int = 64
+    search: str = "exact"
 
     def __post_init__(self) -> None:
+        if self.search not in SEARCH_BACKENDS:
+            raise ConfigError(f"search must be one of {list(SEARCH_BACKENDS)}, got {self.search!r}")
         if self.candidates not in CANDIDATE_SOURCES:
             raise ConfigError(f"candidates must be one of {list(CANDIDATE_SOURCES)}, got {self.candidates!r}")
         if self.sampling not in SAMPLING:

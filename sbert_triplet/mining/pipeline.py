@@ -67,7 +67,7 @@ def retrieve(
     depth = config.range_max + max(len(p) for p in data.positives) + 1
     sources: dict[str, list[list[int]]] = {}
     if config.candidates in ("dense", "both"):
-        sources["dense"] = dense_candidates(query_embeddings, corpus_embeddings, depth)
+        sources["dense"] = dense_candidates(query_embeddings, corpus_embeddings, depth, config.search)
     if config.candidates in ("bm25", "both"):
         sources["bm25"] = bm25_candidates(data.queries, data.corpus, depth)
     return sources

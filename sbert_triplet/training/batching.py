@@ -3,9 +3,12 @@
 A collated batch is a dict with
 
 - ``texts``: ``{column: list[str]}``, the raw texts (false-negative masks are decided from them);
-- ``features``: ``{column: tokenised features}``, each column tokenised with the encoder's
-  own tokenizer (``SentenceTransformer.preprocess``), to be encoded in one forward pass
-  (or in mini-batches by the gradient cache);
+- ``features``: an :class:`~sbert_triplet.training.bucketing.EncodePlan`: the batch's texts,
+  tokenised once per distinct text when the loader was built (with the encoder's own
+  ``SentenceTransformer.preprocess``), sorted by length and padded in a few
+  length-homogeneous chunks (or one chunk per column with bucketing off), and where each
+  chunk's rows go back. :func:`embed_batch` and the gradient cache also take the older form
+  ``{column: tokenised features}`` (one padded chunk per column);
 - ``labels``: an int64 tensor (B,) when the data has a label per row (class ids for the
   label losses, relevance levels for the ladder loss), else absent.
 
@@ -20,6 +23,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from sbert_triplet.training.bucketing import BucketPlanner, EncodePlan, TokenCache, encode_plan
+
 
 def negative_columns(column_names: list[str]) -> list[str]:
     """The ``negative_<n>`` columns in numeric order."""
@@ -30,30 +35,34 @@ def negative_columns(column_names: list[str]) -> list[str]:
 class RowCollator:
     """Collate dataset rows (dicts) into ``{"texts", "features"[, "labels"]}`` for the loop.
 
-    Tokenisation happens here, so DataLoader workers can do it off the training thread.
+    No tokenisation happens here: each text's tokens come from ``cache`` (built once for
+    the whole dataset), and ``planner`` pads them into the batch's chunks.
 
     Args:
-        tokenize: ``SentenceTransformer.preprocess``: list[str] -> features dict.
+        cache: the dataset's texts, tokenised (:class:`~sbert_triplet.training.bucketing.TokenCache`).
         columns: the text columns, encoded in this order.
+        planner: builds the batch's encode plan (length buckets, gradient-cache budget).
         label_column: a column holding one label per row, or None.
         label_ids: maps a row's label to its int id (class labels kept as given, str or
             int); None means the labels are ints already.
     """
 
-    def __init__(self, tokenize, columns: list[str], label_column: str | None = None,
-                 label_ids: dict[Any, int] | None = None) -> None:
-        self.tokenize = tokenize
+    def __init__(self, cache: TokenCache, columns: list[str], planner: BucketPlanner | None = None,
+                 label_column: str | None = None, label_ids: dict[Any, int] | None = None) -> None:
+        self.cache = cache
         self.columns = list(columns)
+        self.planner = planner or BucketPlanner()
         self.label_column = label_column
         self.label_ids = label_ids
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         texts = {col: [row[col] for row in rows] for col in self.columns}
-        batch: dict[str, Any] = {"texts": texts, "features": {col: self.tokenize(t) for col, t in texts.items()}}
+        ids = {col: self.cache.ids(t) for col, t in texts.items()}  # {column: (B,)}
+        batch: dict[str, Any] = {"texts": texts, "features": self.planner(self.cache, ids)}
         if self.label_column is not None:
             labels = [row[self.label_column] for row in rows]
-            ids = labels if self.label_ids is None else [self.label_ids[label] for label in labels]
-            batch["labels"] = torch.tensor(ids, dtype=torch.long)  # (B,)
+            label_ids = labels if self.label_ids is None else [self.label_ids[label] for label in labels]
+            batch["labels"] = torch.tensor(label_ids, dtype=torch.long)  # (B,)
         return batch
 
 
@@ -62,8 +71,10 @@ def move_features(features: dict[str, Any], device: torch.device) -> dict[str, A
     return {k: v.to(device) if isinstance(v, Tensor) else v for k, v in features.items()}
 
 
-def embed_batch(model, features: dict[str, dict[str, Any]], device: torch.device) -> dict[str, Tensor]:
-    """Encode every column of a batch's ``features``.  -> {column: (B, D)}"""
+def embed_batch(model, features: EncodePlan | dict[str, dict[str, Any]], device: torch.device) -> dict[str, Tensor]:
+    """Encode a batch's ``features`` (an encode plan, or one padded chunk per column).  -> {column: (B, D)}"""
+    if isinstance(features, EncodePlan):
+        return encode_plan(model, features, device)
     return {col: model(move_features(feats, device))["sentence_embedding"] for col, feats in features.items()}
 
 

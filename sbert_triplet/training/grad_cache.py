@@ -18,6 +18,12 @@ whole batch, and those are small. So:
 Peak activation memory is that of ``M`` rows instead of ``B``; the price is a second
 forward pass. Every loss works unchanged (habit 2): the loss only sees embeddings.
 
+The chunks may also come from an :class:`~sbert_triplet.training.bucketing.EncodePlan`
+(what the training loader gives): the batch's texts of all columns sorted by length and cut
+into chunks of at most ``M x longest text`` padded tokens, so short texts go in fewer,
+wider chunks and little padding is computed. Plain ``{column: features}`` are chunked
+column by column, ``M`` rows at a time.
+
 Exactness: with dropout off the loss and every gradient equal those of one forward
 of the whole batch. With dropout on they equal the *uncached computation on the same
 chunks* (the same chunks forwarded with grad, in the same order, from the same seed,
@@ -37,7 +43,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sbert_triplet.training.batching import move_features
+from sbert_triplet.training.bucketing import EncodePlan, chunk_features, encode_chunk
+
+__all__ = ["RngState", "chunk_features", "grad_cache_backward"]
 
 Features = dict[str, Any]  # a tokenised column: input_ids (B, L), attention_mask (B, L), ...
 
@@ -65,49 +73,21 @@ class RngState:
             yield
 
 
-def chunk_features(features: Features, size: int) -> list[Features]:
-    """Split a tokenised column into chunks of ``size`` rows (the last may be smaller).
-
-    Every tensor is sliced along dim 0; other values (e.g. a text-length list) pass through.
-    """
-    rows = _num_rows(features)
-    return [
-        {k: v[start:start + size] if isinstance(v, Tensor) else v for k, v in features.items()}  # (<=M, L)
-        for start in range(0, rows, size)
-    ]
-
-
-def _num_rows(features: Features) -> int:
-    sizes = {v.shape[0] for v in features.values() if isinstance(v, Tensor)}
-    assert len(sizes) == 1, f"features of one column must share their row count, got {sizes}"
-    return sizes.pop()
-
-
-def _encode(model, chunk: Features, device: torch.device | None) -> Tensor:
-    if device is not None:
-        chunk = move_features(chunk, device)
-    return model(chunk)["sentence_embedding"]  # (M, D)
-
-
-def _first_pass(model, chunks: dict[str, list[Features]], device) -> tuple[dict[str, Tensor], dict[str, list[RngState]]]:
+def _first_pass(model, plan: EncodePlan, device) -> tuple[dict[str, Tensor], list[RngState]]:
     """Step 1: no-grad forward of every chunk, remembering the RNG state before each."""
-    embeddings: dict[str, Tensor] = {}
-    states: dict[str, list[RngState]] = {}
+    states: list[RngState] = []
+    parts: list[Tensor] = []
     with torch.no_grad():
-        for col, col_chunks in chunks.items():
-            states[col] = []
-            parts = []
-            for chunk in col_chunks:
-                states[col].append(RngState(device))
-                parts.append(_encode(model, chunk, device))  # (M, D)
-            embeddings[col] = torch.cat(parts, dim=0)  # (B, D)
-    return embeddings, states
+        for chunk in plan.chunks:
+            states.append(RngState(device))
+            parts.append(encode_chunk(model, chunk, device))  # (n_k, D)
+    return plan.split(torch.cat(parts, dim=0)), states  # {column: (B, D)}
 
 
 def _embedding_grads(embeddings: dict[str, Tensor], loss_from_embeddings) -> tuple[Tensor, dict[str, Tensor]]:
     """Step 2: the loss on detached embeddings and its gradient with respect to them.
 
-    A column the loss does not use gets no entry (and is not encoded again).
+    A column the loss does not use gets no entry.
     """
     leaves = {col: emb.detach().requires_grad_() for col, emb in embeddings.items()}  # {col: (B, D)}
     with torch.enable_grad():
@@ -117,9 +97,17 @@ def _embedding_grads(embeddings: dict[str, Tensor], loss_from_embeddings) -> tup
     return loss.detach(), {c: g for c, g in zip(cols, grads) if g is not None}  # {col: (B, D)}
 
 
+def _chunk_grads(plan: EncodePlan, grads: dict[str, Tensor]) -> list[Tensor | None]:
+    """Each chunk's slice of the embedding gradients (None for a chunk of unused columns only)."""
+    like = next(iter(grads.values()))  # (B, D)
+    flat = torch.cat([grads[c] if c in grads else torch.zeros_like(like) for c in plan.columns])  # (C*B, D)
+    used = torch.cat([torch.full((plan.rows,), c in grads) for c in plan.columns])  # (C*B,)
+    return [flat[p.to(flat.device)] if bool(used[p].any()) else None for p in plan.positions]  # [(n_k, D)]
+
+
 def grad_cache_backward(
     model,
-    batch: dict[str, Features],
+    batch: EncodePlan | dict[str, Features],
     mini_batch_size: int,
     loss_from_embeddings: Callable[[dict[str, Tensor]], Tensor],
     *,
@@ -135,7 +123,9 @@ def grad_cache_backward(
 
     Args:
         model: the encoder, called as ``model(features)["sentence_embedding"]`` -> (rows, D).
-        batch: ``{column: tokenised features}``, every column with the same number of rows B.
+        batch: ``{column: tokenised features}``, every column with the same number of rows B,
+            chunked ``mini_batch_size`` rows at a time; or an ``EncodePlan``, whose chunks are
+            used as they are (the planner already applied the mini-batch budget).
         mini_batch_size: rows per forward pass, M >= 1 (M >= B is one chunk per column).
         loss_from_embeddings: ``{column: (B, D)} -> scalar`` loss; it may read anything else
             (labels, masks) from its closure.
@@ -155,19 +145,18 @@ def grad_cache_backward(
     """
     if mini_batch_size < 1:
         raise ValueError(f"mini_batch_size must be >= 1, got {mini_batch_size}")
-    chunks = {col: chunk_features(feats, mini_batch_size) for col, feats in batch.items()}
-    embeddings, states = _first_pass(model, chunks, device)
+    plan = batch if isinstance(batch, EncodePlan) else EncodePlan.from_columns(batch, mini_batch_size)
+    embeddings, states = _first_pass(model, plan, device)
     loss, grads = _embedding_grads(embeddings, loss_from_embeddings)
-    jobs = [(col, i) for col in grads for i in range(len(chunks[col]))]
-    for n, (col, i) in enumerate(jobs):
-        grad_chunk = grads[col][i * mini_batch_size:(i + 1) * mini_batch_size]  # (M, D)
+    jobs = [(k, g) for k, g in enumerate(_chunk_grads(plan, grads)) if g is not None]
+    for n, (k, grad_chunk) in enumerate(jobs):
         last = n == len(jobs) - 1
         sync = contextlib.nullcontext() if last or accelerator is None else accelerator.no_sync(model)
-        replay = states[col][i].replay() if replay_rng else contextlib.nullcontext()
+        replay = states[k].replay() if replay_rng else contextlib.nullcontext()
         with sync, replay:
-            chunk_embeddings = _encode(model, chunks[col][i], device)  # (M, D)
+            chunk_embeddings = encode_chunk(model, plan.chunks[k], device)  # (n_k, D)
             if accelerator is None:
-                torch.autograd.backward(chunk_embeddings, grad_chunk)
+                torch.autograd.backward(chunk_embeddings, grad_chunk.to(chunk_embeddings.dtype))
             else:
                 accelerator.backward((chunk_embeddings * grad_chunk.to(chunk_embeddings.dtype)).sum())
     return loss

@@ -29,12 +29,15 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
 
 
 class JsonlLogger:
-    """Append one JSON object per line, flushed at once (a crash loses no finished line)."""
+    """Append one JSON object per line, flushed at once (a crash loses no finished line).
 
-    def __init__(self, path: str | Path, enabled: bool = True) -> None:
+    A new logger empties the file, unless ``append`` (a resumed run continues the log).
+    """
+
+    def __init__(self, path: str | Path, enabled: bool = True, append: bool = False) -> None:
         self.path = Path(path)
         self.enabled = enabled
-        if enabled:
+        if enabled and not (append and self.path.exists()):
             self.path.write_text("")
 
     def write(self, record: dict[str, Any]) -> None:

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from sbert_triplet.config import IN_BATCH_NEGATIVE_LOSSES, LABEL_LOSSES, MNR_LOSSES, TrainConfig
 from sbert_triplet.errors import ConfigError
 from sbert_triplet.training.batching import negative_columns, split_embeddings
+from sbert_triplet.training.bucketing import EncodePlan
 
 COUNT_ATTRIBUTES = {"last_num_triplets": "num_triplets", "last_num_active": "num_active", "last_num_pairs": "num_pairs"}
 LADDER_FURTHER_MARGIN = 0.01  # alpha_2..alpha_L of the ladder (the paper's second margin)
@@ -81,9 +82,13 @@ class Objective:
             self.loss_fn.check_margin(normalized=normalized)
 
     def stats(self, batch: dict[str, Any]) -> dict[str, float]:
-        """Counts after the loss ran on ``batch`` (call after its closure): the loss's own, and
-        negatives per anchor for MNR (in-batch candidates minus the own positive and masked ones)."""
+        """Counts after the loss ran on ``batch`` (call after its closure): the loss's own,
+        negatives per anchor for MNR (in-batch candidates minus the own positive and masked ones),
+        and the batch's ``real_tokens`` and ``padded_tokens`` (what one pass of the encoder computes)."""
         stats: dict[str, float] = {}
+        plan = batch.get("features")
+        if isinstance(plan, EncodePlan):
+            stats.update(real_tokens=float(plan.real_tokens), padded_tokens=float(plan.padded_tokens))
         for attribute, key in COUNT_ATTRIBUTES.items():
             value = getattr(self.loss_fn, attribute, None)
             if value is not None:
