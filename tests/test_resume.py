@@ -149,6 +149,20 @@ def test_resume_with_other_batches_or_nothing_to_resume_is_a_clear_error(tmp_pat
     with pytest.raises(ConfigError, match="--batch-size 4 \\(now 8\\)"):
         loop.train(_config(data, out, batch_size=8, resume_from_checkpoint="latest"),
                    model=copy.deepcopy(_tiny_model_session), evaluators=[])
+    # a longer run would restore the old schedule (lr 0 at its end) and waste steps: an error
+    with pytest.raises(ConfigError, match="total steps .* 4 \\(now 6\\)"):
+        loop.train(_config(data, out, max_steps=6, resume_from_checkpoint="latest"),
+                   model=copy.deepcopy(_tiny_model_session), evaluators=[])
+    assert oct((out / "metrics.json").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+    assert oct((out / "README.md").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def test_trainer_state_round_trip_and_checkpoint_contents(tmp_path, data, _tiny_model_session):

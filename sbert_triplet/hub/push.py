@@ -165,7 +165,7 @@ def push_folder(plan: PushPlan, client: Any = None) -> dict[str, Any]:
     token = require_token() if client is None else get_token()
     client = make_client() if client is None else client
     if plan.card_is_new:
-        from sbert_triplet.hub.card import write_text_atomic
+        from sbert_triplet.training.io import write_text_atomic
 
         write_text_atomic(plan.folder / "README.md", plan.card)
     operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(plan.folder / name)) for name in plan.files]

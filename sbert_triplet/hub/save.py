@@ -54,7 +54,8 @@ def save_run(model, output_dir: str | Path, config, metrics: dict[str, Any], *, 
 
 def write_card_or_fallback(folder: Path, repo_id: str | None = None, log=None) -> Path:
     """Write the full card; on any error, log it and write :func:`~sbert_triplet.hub.card.minimal_card`."""
-    from sbert_triplet.hub.card import minimal_card, write_card, write_text_atomic
+    from sbert_triplet.hub.card import minimal_card, write_card
+    from sbert_triplet.training.io import write_text_atomic
 
     try:
         return write_card(folder, repo_id)

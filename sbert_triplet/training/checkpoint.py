@@ -50,6 +50,7 @@ class TrainerState:
     num_processes: int = 1
     batch_size: int = 0
     seed: int = 0
+    total_steps: int = 0  # the LR schedule's length (from --max-steps or --epochs)
     before: dict[str, float] = field(default_factory=dict)  # the evaluation before training
 
     def state_dict(self) -> dict[str, Any]:
@@ -96,14 +97,20 @@ def resolve_checkpoint(spec: str, output_dir: str | Path) -> Path:
     return folder
 
 
-def check_resumable(state: TrainerState, num_processes: int, batch_size: int, seed: int, folder: Path) -> None:
-    """Raise ConfigError when the resumed run would draw other batches than the saved one."""
-    saved = {"processes": state.num_processes, "--batch-size": state.batch_size, "--seed": state.seed}
-    now = {"processes": num_processes, "--batch-size": batch_size, "--seed": seed}
+def check_resumable(state: TrainerState, num_processes: int, batch_size: int, seed: int, folder: Path,
+                    total_steps: int = 0) -> None:
+    """Raise ConfigError when the resumed run would draw other batches, or follow another
+    learning-rate schedule (another total number of steps), than the saved one."""
+    saved = {"processes": state.num_processes, "--batch-size": state.batch_size, "--seed": state.seed,
+             "total steps (--max-steps / --epochs)": state.total_steps}
+    now = {"processes": num_processes, "--batch-size": batch_size, "--seed": seed,
+           "total steps (--max-steps / --epochs)": total_steps}
+    if not state.total_steps:  # a checkpoint written before total_steps was recorded
+        saved.pop("total steps (--max-steps / --epochs)")
     diff = [f"{k} {saved[k]} (now {now[k]})" for k in saved if saved[k] != now[k]]
     if diff:
-        raise ConfigError(f"{folder} was saved with {', '.join(diff)}: the batches would differ; "
-                          "resume with the same settings")
+        raise ConfigError(f"{folder} was saved with {', '.join(diff)}: the batches or the learning-rate schedule "
+                          "would differ; resume with the same settings")
 
 
 def save_checkpoint(accelerator, output_dir: str | Path, state: TrainerState, total_limit: int | None) -> Path:

@@ -194,7 +194,7 @@ def _prepare(config: TrainConfig, accelerator, model, objective, loader, evaluat
     total_steps = config.optim.max_steps or config.optim.epochs * steps_per_epoch
     scheduler = accelerator.prepare(build_scheduler(optimizer, config.optim, total_steps))
     state = TrainerState(num_processes=accelerator.num_processes, batch_size=config.optim.batch_size,
-                         seed=config.optim.seed)
+                         seed=config.optim.seed, total_steps=total_steps)
     accelerator.register_for_checkpointing(state)
     return _Run(config, accelerator, model, objective, loader, sampler, optimizer, scheduler, total_steps,
                 evaluators, log, state)
@@ -204,7 +204,8 @@ def _resume(run: _Run, folder: Path) -> None:
     """Load every saved state (model, optimizer, scheduler, scaler, RNGs, TrainerState) from ``folder``."""
     run.accelerator.load_state(str(folder))
     optim = run.config.optim
-    check_resumable(run.state, run.accelerator.num_processes, optim.batch_size, optim.seed, folder)
+    check_resumable(run.state, run.accelerator.num_processes, optim.batch_size, optim.seed, folder,
+                    run.total_steps)
     run.log.write({"event": "resume", "from": str(folder), "step": run.state.step, "epoch": run.state.epoch,
                    "batches_in_epoch": run.state.batches_in_epoch})
 
