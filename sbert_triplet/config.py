@@ -162,6 +162,12 @@ class OptimConfig:
     bucket_overhead_tokens: int | None = field(
         default=None, metadata={"help": "cost of one more length chunk, in tokens [CPU 32, GPU 4096]"}
     )
+    fast_dropout: bool = field(
+        default=True, metadata={"help": "CPU: draw dropout masks with a parallel generator (same Bernoulli masks, faster)"}
+    )
+    fused_adamw: bool = field(
+        default=True, metadata={"help": "AdamW's fused kernel (same update, one pass over the parameters)"}
+    )
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "epochs", "gradient_accumulation_steps"):

@@ -39,6 +39,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sbert_triplet.training.token_embeddings import one_lookup_per_batch
+
 Features = dict[str, Any]  # a tokenised chunk: input_ids (n, L), attention_mask (n, L), ... and non-tensor values
 DEFAULT_OVERHEAD_TOKENS = {"cpu": 32, "cuda": 4096}  # one more forward+backward call costs about this many tokens
 SHAPE_MULTIPLE = 8  # bf16 / accelerators: chunk widths and row counts rounded to this (module docstring)
@@ -326,7 +328,8 @@ class BucketPlanner:
 
 def encode_plan(model, plan: EncodePlan, device: torch.device | None = None) -> dict[str, Tensor]:
     """Encode every chunk of ``plan`` (with autograd if enabled).  -> ``{column: (B, D)}`` in row order."""
-    parts = [encode_chunk(model, chunk, device) for chunk in plan.chunks]  # [(n_k, D)]
+    with one_lookup_per_batch(model, plan.chunks):  # one token-embedding backward per batch, not per chunk
+        parts = [encode_chunk(model, chunk, device) for chunk in plan.chunks]  # [(n_k, D)]
     return plan.split(torch.cat(parts, dim=0))  # {column: (B, D)}
 
 

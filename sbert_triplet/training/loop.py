@@ -44,6 +44,7 @@ from sbert_triplet.training.checkpoint import (TrainerState, check_resumable, ch
                                                resolve_checkpoint, save_checkpoint)
 from sbert_triplet.training.data_setup import load_train_data, make_loader
 from sbert_triplet.training.distributed import gather_batch, make_accelerator, scale_report
+from sbert_triplet.training.fast_dropout import fast_cpu_dropout
 from sbert_triplet.training.io import JsonlLogger
 from sbert_triplet.training.objective import Objective, accumulation_warning, build_objective
 from sbert_triplet.training.optim import build_optimizer, build_scheduler
@@ -140,7 +141,8 @@ def train(config: TrainConfig, *, model=None, train_dataset=None, evaluators=Non
     else:
         _resume(run, resume)
         before = run.state.before
-    stats = _train_steps(run)
+    with fast_cpu_dropout(run.model, enabled=config.optim.fast_dropout and accelerator.device.type == "cpu"):
+        stats = _train_steps(run)
 
     after = run_evaluators(run.model, evaluators, accelerator)
     log.write({"event": "eval", "step": stats["steps"], "metrics": after})
