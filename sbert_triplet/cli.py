@@ -69,6 +69,7 @@ def train(
     bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast"),
     length_buckets: Optional[bool] = typer.Option(None, "--length-buckets/--no-length-buckets", help="encode each batch's texts sorted by length in a few chunks: same loss, less padding [on]"),
     bucket_overhead_tokens: Optional[int] = typer.Option(None, "--bucket-overhead-tokens", help="cost of one more length chunk, in tokens [CPU 32, GPU 4096]"),
+    packed_forward: Optional[bool] = typer.Option(None, "--packed-forward/--no-packed-forward", help="CPU, BERT encoders: run embeddings, projections and feed-forward on the batch's real tokens only, attention per length chunk: same loss, no padding [on]"),
     fast_dropout: Optional[bool] = typer.Option(None, "--fast-dropout/--no-fast-dropout", help="CPU: draw dropout masks with a parallel generator: same Bernoulli(1-p) masks, another random stream [on]"),
     fp16: Optional[bool] = typer.Option(None, "--fp16/--no-fp16", help="fp16 autocast with a gradient scaler (GPU only; on CPU use --bf16)"),
     num_workers: Optional[int] = typer.Option(None, "--num-workers", help="DataLoader worker processes that tokenise batches [0]; same batches as without"),

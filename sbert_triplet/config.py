@@ -165,6 +165,9 @@ class OptimConfig:
     fast_dropout: bool = field(
         default=True, metadata={"help": "CPU: draw dropout masks with a parallel generator (same Bernoulli masks, faster)"}
     )
+    packed_forward: bool = field(
+        default=True, metadata={"help": "CPU, BERT encoders: run the layers on the batch's real tokens only (same loss)"}
+    )
     fused_adamw: bool = field(
         default=True, metadata={"help": "AdamW's fused kernel (same update, one pass over the parameters)"}
     )

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sbert_triplet.training.packed import encode_packed, supports_packed
 from sbert_triplet.training.token_embeddings import one_lookup_per_batch
 
 Features = dict[str, Any]  # a tokenised chunk: input_ids (n, L), attention_mask (n, L), ... and non-tensor values
@@ -224,6 +225,7 @@ class EncodePlan:
     chunks: list[Features]
     positions: list[Tensor]
     real_tokens: int = 0
+    packed: bool = False  # encode through the padding-free forward when the model allows (training, CPU)
     inverse: Tensor = field(init=False)
 
     def __post_init__(self) -> None:
@@ -240,7 +242,7 @@ class EncodePlan:
         """The same plan with its chunks' tensors on ``device`` (Accelerate calls this on each batch)."""
         moved = [{k: v.to(device, non_blocking=non_blocking) if isinstance(v, Tensor) else v for k, v in c.items()}
                  for c in self.chunks]
-        return EncodePlan(self.columns, self.rows, moved, self.positions, self.real_tokens)
+        return EncodePlan(self.columns, self.rows, moved, self.positions, self.real_tokens, self.packed)
 
     def split(self, flat: Tensor) -> dict[str, Tensor]:
         """Concatenated chunk outputs (C*B, D) in chunk order -> ``{column: (B, D)}`` in row order."""
@@ -299,6 +301,8 @@ class BucketPlanner:
             :func:`default_shape_multiple` gives the measured choice.
         rows_multiple_of: with bucketing, every chunk but the shortest holds a multiple of
             this many texts (:func:`plan_buckets`); 1 lets the cuts fall anywhere.
+        packed: mark plans for the padding-free forward (:mod:`~sbert_triplet.training.packed`),
+            used in training when the model supports it.
     """
 
     bucketing: bool = True
@@ -306,6 +310,7 @@ class BucketPlanner:
     chunk_rows: int | None = None
     pad_to_multiple_of: int = 1
     rows_multiple_of: int = 1
+    packed: bool = False
 
     def __call__(self, cache: TokenCache, ids: dict[str, Tensor]) -> EncodePlan:
         columns = list(ids)
@@ -315,7 +320,7 @@ class BucketPlanner:
         real = int(lengths.sum())
         if not self.bucketing:
             plan = EncodePlan.from_columns({c: cache.pad(ids[c]) for c in columns}, self.chunk_rows)
-            plan.real_tokens = real
+            plan.real_tokens, plan.packed = real, self.packed
             return plan
         budget = None if self.chunk_rows is None else self.chunk_rows * int(lengths.max())
         groups = plan_buckets(lengths.tolist(), self.overhead_tokens, budget,
@@ -323,11 +328,17 @@ class BucketPlanner:
                               max_length=cache.max_length)
         positions = [torch.from_numpy(g) for g in groups]  # [(n_g,)]
         chunks = [cache.pad(flat_ids[p], self.pad_to_multiple_of) for p in positions]
-        return EncodePlan(columns, rows, chunks, positions, real)
+        return EncodePlan(columns, rows, chunks, positions, real, self.packed)
 
 
 def encode_plan(model, plan: EncodePlan, device: torch.device | None = None) -> dict[str, Tensor]:
-    """Encode every chunk of ``plan`` (with autograd if enabled).  -> ``{column: (B, D)}`` in row order."""
+    """Encode every chunk of ``plan`` (with autograd if enabled).  -> ``{column: (B, D)}`` in row order.
+
+    A ``packed`` plan goes through the padding-free forward when gradients are recorded and
+    the model supports it (:func:`~sbert_triplet.training.packed.supports_packed`).
+    """
+    if plan.packed and torch.is_grad_enabled() and supports_packed(model):
+        return plan.split(torch.cat(encode_packed(model, plan.chunks, device), dim=0))
     with one_lookup_per_batch(model, plan.chunks):  # one token-embedding backward per batch, not per chunk
         parts = [encode_chunk(model, chunk, device) for chunk in plan.chunks]  # [(n_k, D)]
     return plan.split(torch.cat(parts, dim=0))  # {column: (B, D)}

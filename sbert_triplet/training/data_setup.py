@@ -110,9 +110,12 @@ def _planner(model, config: TrainConfig) -> BucketPlanner:
     # bf16 on CPU: oneDNN builds a kernel per new matmul shape, so chunk widths and row counts
     # are rounded to multiples of 8 to make shapes repeat (1.36x measured); fp32 keeps exact cuts
     multiple = default_shape_multiple(getattr(model, "device", "cpu"), optim.bf16)
+    # the padding-free forward: CPU, one graph per batch (not with the gradient cache's chunk-by-chunk backward)
+    packed = optim.packed_forward and str(getattr(model, "device", "cpu")).startswith("cpu") \
+        and not config.uses_grad_cache
     return BucketPlanner(bucketing=optim.length_buckets, overhead_tokens=overhead,
                          chunk_rows=optim.mini_batch_size if config.uses_grad_cache else None,
-                         pad_to_multiple_of=multiple, rows_multiple_of=multiple)
+                         pad_to_multiple_of=multiple, rows_multiple_of=multiple, packed=packed)
 
 
 def _drop_last(config: TrainConfig) -> bool:

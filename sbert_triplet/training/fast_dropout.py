@@ -64,8 +64,8 @@ def dropout_mask(shape: torch.Size | tuple[int, ...], p: float) -> Tensor:
 
     def fill(i: int) -> None:
         lo, hi = bounds[i], bounds[i + 1]
-        draws = np.random.Generator(np.random.SFC64(seeds[i])).integers(0, 2**32, hi - lo, dtype=np.uint32)
-        np.multiply(draws >= threshold, scale, out=out[lo:hi])
+        raw = np.random.SFC64(seeds[i]).random_raw((hi - lo + 1) // 2)  # 64 random bits = two uint32 draws
+        np.multiply(raw.view(np.uint32)[:hi - lo] >= threshold, scale, out=out[lo:hi])
 
     if parts == 1:
         fill(0)
