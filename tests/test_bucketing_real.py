@@ -35,3 +35,42 @@ def test_buckets_on_snli_keep_the_loss_and_drop_most_padding(minilm_path, shared
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
     assert abs(losses[0] - losses[1]) < 1e-5
     assert (grads[0] - grads[1]).abs().max().item() < 1e-5 * max(1.0, grads[0].abs().max().item())
+
+
+@pytest.mark.real
+def test_packed_forward_on_scifact_keeps_loss_and_gradients(minilm_path, shared_data):
+    """MiniLM, 16 SciFact (query, abstract) pairs at 256 tokens: the padding-free forward and
+    the fast dropout masks give the per-chunk loss and gradients (dropout off), and train."""
+    from sentence_transformers import SentenceTransformer
+
+    from sbert_triplet.training.fast_dropout import fast_cpu_dropout
+    from sbert_triplet.training.packed import supports_packed
+
+    model = SentenceTransformer(minilm_path, device="cpu")
+    model.max_seq_length = 256
+    assert supports_packed(model)
+    rows, _ = load_training_data(str(shared_data / "scifact"), split="train")
+    rows = rows.shuffle(seed=0).select(range(16))
+    columns = ["anchor", "positive"]
+    cache = TokenCache.for_model(model, [t for c in columns for t in rows[c]])
+    ids = {c: cache.ids(list(rows[c])) for c in columns}
+    loss_fn = MultipleNegativesRankingLoss(scale=20.0)
+    model.eval()  # dropout off
+    losses, grads = [], []
+    for packed in (False, True):
+        plan = BucketPlanner(packed=packed)(cache, ids)
+        assert len(plan.chunks) > 1
+        model.zero_grad(set_to_none=True)
+        emb = embed_batch(model, plan, torch.device("cpu"))
+        loss = loss_fn(emb["anchor"], emb["positive"])
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    assert abs(losses[0] - losses[1]) < 1e-5
+    assert (grads[0] - grads[1]).abs().max().item() < 1e-5 * max(1.0, grads[0].abs().max().item())
+    model.train()  # dropout on, fast masks: a finite loss that differs from the dropout-free one
+    with fast_cpu_dropout(model):
+        torch.manual_seed(0)
+        emb = embed_batch(model, BucketPlanner(packed=True)(cache, ids), torch.device("cpu"))
+        loss = loss_fn(emb["anchor"], emb["positive"])
+    assert torch.isfinite(loss) and abs(loss.item() - losses[0]) > 1e-6

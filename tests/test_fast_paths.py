@@ -37,7 +37,7 @@ TEXTS = {
 }
 
 
-@pytest.mark.parametrize("p", [0.1, 0.5])
+@pytest.mark.parametrize("p", [0.1, 0.5, 1 / 512])  # 1/512: only the tie rule drops anything
 def test_dropout_mask_is_bernoulli_and_scaled(p):
     torch.manual_seed(0)
     mask = dropout_mask((1000, 4000), p)

@@ -154,3 +154,22 @@ def test_training_packed_gives_the_same_losses_and_weights(tmp_path, tiny_model,
     assert len(losses[True]) == 2 and losses[True] == pytest.approx(losses[False], abs=1e-5)
     for name in weights[True]:
         assert torch.allclose(weights[True][name], weights[False][name], atol=1e-5), name
+
+
+def test_dummy_rows_change_nothing(tiny_model):
+    """bf16 rounds the packed rows up with dummy tokens: embeddings and gradients stay the same."""
+    model = tiny_model.double().eval()
+    plan = _plan(model, packed=True)
+    results = []
+    for multiple in (1, 64):
+        layout = PackedLayout(plan.chunks, torch.device("cpu"), multiple)
+        assert layout.input_ids.shape[0] % multiple == 0 and layout.num_tokens == sum(
+            int(c["attention_mask"].sum()) for c in plan.chunks)
+        model.zero_grad(set_to_none=True)
+        emb = torch.cat(encode_packed(model, plan.chunks, rows_multiple_of=multiple))
+        emb.pow(2).sum().backward()
+        grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+        results.append((emb.detach(), grads))
+    assert PackedLayout(plan.chunks, torch.device("cpu"), 64).extra > 0
+    assert torch.allclose(results[0][0], results[1][0], atol=1e-12)
+    assert torch.allclose(results[0][1], results[1][1], atol=1e-12)

@@ -226,6 +226,7 @@ class EncodePlan:
     positions: list[Tensor]
     real_tokens: int = 0
     packed: bool = False  # encode through the padding-free forward when the model allows (training, CPU)
+    shape_multiple: int = 1  # the planner's pad_to_multiple_of (> 1: make shapes repeat, bf16)
     inverse: Tensor = field(init=False)
 
     def __post_init__(self) -> None:
@@ -242,7 +243,8 @@ class EncodePlan:
         """The same plan with its chunks' tensors on ``device`` (Accelerate calls this on each batch)."""
         moved = [{k: v.to(device, non_blocking=non_blocking) if isinstance(v, Tensor) else v for k, v in c.items()}
                  for c in self.chunks]
-        return EncodePlan(self.columns, self.rows, moved, self.positions, self.real_tokens, self.packed)
+        return EncodePlan(self.columns, self.rows, moved, self.positions, self.real_tokens, self.packed,
+                          self.shape_multiple)
 
     def split(self, flat: Tensor) -> dict[str, Tensor]:
         """Concatenated chunk outputs (C*B, D) in chunk order -> ``{column: (B, D)}`` in row order."""
@@ -320,7 +322,7 @@ class BucketPlanner:
         real = int(lengths.sum())
         if not self.bucketing:
             plan = EncodePlan.from_columns({c: cache.pad(ids[c]) for c in columns}, self.chunk_rows)
-            plan.real_tokens, plan.packed = real, self.packed
+            plan.real_tokens, plan.packed, plan.shape_multiple = real, self.packed, self.pad_to_multiple_of
             return plan
         budget = None if self.chunk_rows is None else self.chunk_rows * int(lengths.max())
         groups = plan_buckets(lengths.tolist(), self.overhead_tokens, budget,
@@ -328,7 +330,10 @@ class BucketPlanner:
                               max_length=cache.max_length)
         positions = [torch.from_numpy(g) for g in groups]  # [(n_g,)]
         chunks = [cache.pad(flat_ids[p], self.pad_to_multiple_of) for p in positions]
-        return EncodePlan(columns, rows, chunks, positions, real, self.packed)
+        return EncodePlan(columns, rows, chunks, positions, real, self.packed, self.pad_to_multiple_of)
+
+
+PACKED_ROWS_MULTIPLE = 128  # packed token rows in bf16: a multiple of this (shapes repeat; < 128 dummy rows)
 
 
 def encode_plan(model, plan: EncodePlan, device: torch.device | None = None) -> dict[str, Tensor]:
@@ -338,7 +343,8 @@ def encode_plan(model, plan: EncodePlan, device: torch.device | None = None) -> 
     the model supports it (:func:`~sbert_triplet.training.packed.supports_packed`).
     """
     if plan.packed and torch.is_grad_enabled() and supports_packed(model):
-        return plan.split(torch.cat(encode_packed(model, plan.chunks, device), dim=0))
+        rows_multiple = PACKED_ROWS_MULTIPLE if plan.shape_multiple > 1 else 1
+        return plan.split(torch.cat(encode_packed(model, plan.chunks, device, rows_multiple), dim=0))
     with one_lookup_per_batch(model, plan.chunks):  # one token-embedding backward per batch, not per chunk
         parts = [encode_chunk(model, chunk, device) for chunk in plan.chunks]  # [(n_k, D)]
     return plan.split(torch.cat(parts, dim=0))  # {column: (B, D)}

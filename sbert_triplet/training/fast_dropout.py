@@ -6,8 +6,8 @@ attention-output and feed-forward block, and over every attention probability ma
 (``batch x heads x length x length`` values per layer), so at 256 tokens the mask draws
 took 29% of a MiniLM training step in our profile (``bench/README`` in the README's
 Performance section). Here the mask comes from NumPy's SFC64 generator, filled by two
-threads (uint32 draws, kept when ``draw >= round(p * 2**32)``: the keep rate is
-``1 - p`` within 2**-32) straight into a float mask holding 0 or ``1 / (1 - p)``, so
+threads, 8 random bits per element with an exact tie rule (:func:`dropout_mask`: the keep
+rate is exactly ``1 - p``), straight into a float mask holding 0 or ``1 / (1 - p)``, so
 applying it is one multiply (a bool mask costs a conversion pass per use). The computation is the usual inverted dropout,
 ``y = x * mask / (1 - p)``, backward ``dy * mask / (1 - p)``; only the random stream
 differs from torch's (as it does between any two seeds).
@@ -46,7 +46,11 @@ def dropout_mask(shape: torch.Size | tuple[int, ...], p: float) -> Tensor:
     """A float32 tensor of ``shape`` holding ``1 / (1 - p)`` with probability ``1 - p`` and 0 otherwise,
     independently per element (inverted dropout's scaled keep-mask).
 
-    Seeded from torch's default CPU generator (one 63-bit draw), so it follows ``torch.manual_seed``.
+    Exact Bernoulli from 8 random bits per element: with ``256 p = k + f`` (integer k,
+    fraction f), a byte u drops when u < k, keeps when u > k, and on a tie (u == k,
+    probability 1/256) drops with probability f (one double-precision uniform per tie):
+    P(drop) = k/256 + f/256 = p. Seeded from torch's default CPU generator (one 63-bit
+    draw), so it follows ``torch.manual_seed``.
 
     Raises:
         ValueError: ``p`` is not in [0, 1).
@@ -55,7 +59,8 @@ def dropout_mask(shape: torch.Size | tuple[int, ...], p: float) -> Tensor:
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
     n = math.prod(shape)
     seed = int(torch.randint(0, 2**63 - 1, (1,), dtype=torch.int64).item())
-    threshold = np.uint32(min(round(p * 2**32), 2**32 - 1))
+    k, frac = divmod(p * 256, 1.0)
+    k = np.uint8(k)
     scale = np.float32(1.0 / (1.0 - p))
     out = np.empty(n, dtype=np.float32)
     parts = _THREADS if n >= _MIN_PARALLEL else 1
@@ -64,8 +69,13 @@ def dropout_mask(shape: torch.Size | tuple[int, ...], p: float) -> Tensor:
 
     def fill(i: int) -> None:
         lo, hi = bounds[i], bounds[i + 1]
-        raw = np.random.SFC64(seeds[i]).random_raw((hi - lo + 1) // 2)  # 64 random bits = two uint32 draws
-        np.multiply(raw.view(np.uint32)[:hi - lo] >= threshold, scale, out=out[lo:hi])
+        bits = np.random.SFC64(seeds[i])
+        draws = bits.random_raw((hi - lo + 7) // 8).view(np.uint8)[:hi - lo]  # 64 random bits = 8 byte draws
+        keep = draws > k
+        ties = np.flatnonzero(draws == k)
+        if len(ties):
+            keep[ties] = np.random.Generator(bits).random(len(ties)) >= frac
+        np.multiply(keep, scale, out=out[lo:hi])
 
     if parts == 1:
         fill(0)

@@ -69,13 +69,16 @@ class PackedLayout:
     """Where each chunk's real tokens sit in the packed (T, hidden) matrix.
 
     Tokens are packed chunk by chunk, row by row (right-padded rows: a text's tokens are its
-    first ``len`` slots). For chunk ``c`` with ``(n, L)`` slots, ``gather[c]`` (n*L,) gives the
+    first ``len`` slots). With ``rows_multiple_of`` > 1, dummy rows (token id 0, never read
+    by attention or pooling, so they get no gradient) round the packed rows up to a multiple
+    of it, so that the matrix shapes repeat across steps: in bf16 on CPU oneDNN prepares a
+    kernel per new shape. For chunk ``c`` with ``(n, L)`` slots, ``gather[c]`` (n*L,) gives the
     packed row of each slot (padding slots point at row 0 of the chunk; they are masked out
     of attention and pooling, so they receive no gradient), and ``real[c]`` (T_c,) the slot
     of each packed token.
     """
 
-    def __init__(self, chunks: list[dict], device: torch.device) -> None:
+    def __init__(self, chunks: list[dict], device: torch.device, rows_multiple_of: int = 1) -> None:
         self.shapes, self.gather, self.real, self.key_masks = [], [], [], []
         ids, types, positions = [], [], []
         offset = 0
@@ -89,16 +92,21 @@ class PackedLayout:
             self.shapes.append((n, length))
             self.gather.append(gather)
             self.real.append(real)
-            self.key_masks.append(mask[:, None, None, :])  # (n, 1, 1, L): True = attend
+            self.key_masks.append(None if bool(mask.all()) else mask[:, None, None, :])  # (n, 1, 1, L): True = attend
             ids.append(chunk["input_ids"].to(device).reshape(-1)[real])
             tt = chunk.get("token_type_ids")
             types.append(tt.to(device).reshape(-1)[real] if tt is not None else torch.zeros_like(real))
             positions.append(torch.arange(length, device=device).expand(n, length).reshape(-1)[real])
             offset += len(real)
-        self.input_ids = torch.cat(ids)  # (T,)
+        extra = -offset % rows_multiple_of  # dummy rows so the (T, h) shapes repeat across steps (bf16 kernels)
+        if extra:
+            filler = torch.zeros(extra, dtype=torch.long, device=device)
+            ids, types, positions = ids + [filler], types + [filler], positions + [filler]
+        self.input_ids = torch.cat(ids)  # (T,) T = real tokens + extra
         self.token_type_ids = torch.cat(types)  # (T,)
         self.position_ids = torch.cat(positions)  # (T,)
-        self.num_tokens = offset
+        self.num_tokens = offset  # real tokens
+        self.extra = extra
 
 
 def _attention(sa: nn.Module, x: Tensor, layout: PackedLayout) -> Tensor:
@@ -113,11 +121,14 @@ def _attention(sa: nn.Module, x: Tensor, layout: PackedLayout) -> Tensor:
             out = F.scaled_dot_product_attention(qc, kc, vc, attn_mask=key_mask, scale=sa.scaling)
         else:
             scores = torch.matmul(qc * sa.scaling, kc.transpose(2, 3))  # (n, H, L, L)
-            scores.masked_fill_(~key_mask, torch.finfo(scores.dtype).min)
+            if key_mask is not None:  # None: no padding in this chunk
+                scores.masked_fill_(~key_mask, torch.finfo(scores.dtype).min)
             probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(qc.dtype)
             probs = fast_dropout(probs, p) if isinstance(sa.dropout, FastDropout) else F.dropout(probs, p)
             out = torch.matmul(probs, vc)  # (n, H, L, d)
         outs.append(out.transpose(1, 2).reshape(n * length, heads * d).index_select(0, real))  # (T_c, h)
+    if layout.extra:  # the dummy rows attend to nothing: zeros
+        outs.append(x.new_zeros(layout.extra, heads * d))
     return torch.cat(outs) if len(outs) > 1 else outs[0]
 
 
@@ -133,8 +144,11 @@ def packed_token_embeddings(bert: nn.Module, layout: PackedLayout) -> Tensor:
     return x
 
 
-def encode_packed(model, chunks: list[dict], device: torch.device | None = None) -> list[Tensor]:
+def encode_packed(model, chunks: list[dict], device: torch.device | None = None,
+                  rows_multiple_of: int = 1) -> list[Tensor]:
     """Sentence embeddings of each chunk, through the packed forward.  -> [(n_c, D)] in chunk order.
+
+    ``rows_multiple_of``: round the packed token rows up to a multiple of this (see :class:`PackedLayout`).
 
     Raises:
         ValueError: the model is not one :func:`supports_packed` accepts.
@@ -143,7 +157,7 @@ def encode_packed(model, chunks: list[dict], device: torch.device | None = None)
     if bert is None:
         raise ValueError("the packed forward needs a SentenceTransformer whose first module is a BertModel encoder")
     device = device or bert.device
-    layout = PackedLayout(chunks, device)
+    layout = PackedLayout(chunks, device, rows_multiple_of)
     tokens = packed_token_embeddings(bert, layout)  # (T, h)
     out = []
     for chunk, (n, length), gather in zip(chunks, layout.shapes, layout.gather):
