@@ -173,3 +173,28 @@ def test_dummy_rows_change_nothing(tiny_model):
     assert PackedLayout(plan.chunks, torch.device("cpu"), 64).extra > 0
     assert torch.allclose(results[0][0], results[1][0], atol=1e-12)
     assert torch.allclose(results[0][1], results[1][1], atol=1e-12)
+
+
+def test_packed_forward_runs_under_the_accelerator_autocast(tiny_model):
+    """bf16: the packed forward calls the layers directly (not the autocast-wrapped
+    model.forward), so the training step must open the accelerator's autocast itself."""
+    from accelerate import Accelerator
+
+    from sbert_triplet.training.objective import Objective
+    from sbert_triplet.training.step import backward_batch
+
+    from accelerate.state import AcceleratorState
+
+    if AcceleratorState._shared_state:  # another test's accelerator (other precision) in this process
+        AcceleratorState._reset_state()
+    accelerator = Accelerator(cpu=True, mixed_precision="bf16")
+    model = accelerator.prepare(tiny_model)
+    dtypes = []
+    layer = model[0].auto_model.encoder.layer[0].intermediate.dense
+    handle = layer.register_forward_hook(lambda module, args, out: dtypes.append(out.dtype))
+    plan = _plan(model, packed=True)
+    batch = {"texts": TEXTS, "features": plan}
+    objective = Objective(name="mnr", kind="mnr", loss_fn=MultipleNegativesRankingLoss(scale=20.0))
+    loss = backward_batch(model, objective, batch, accelerator, mini_batch_size=None)
+    handle.remove()
+    assert dtypes == [torch.bfloat16] and loss.dtype == torch.float32 and torch.isfinite(loss)

@@ -344,7 +344,10 @@ def encode_plan(model, plan: EncodePlan, device: torch.device | None = None) -> 
     """
     if plan.packed and torch.is_grad_enabled() and supports_packed(model):
         rows_multiple = PACKED_ROWS_MULTIPLE if plan.shape_multiple > 1 else 1
-        return plan.split(torch.cat(encode_packed(model, plan.chunks, device, rows_multiple), dim=0))
+        flat = torch.cat(encode_packed(model, plan.chunks, device, rows_multiple), dim=0)  # (C*B, D)
+        if flat.dtype in (torch.bfloat16, torch.float16):  # as Accelerate returns model outputs under autocast
+            flat = flat.float()
+        return plan.split(flat)
     with one_lookup_per_batch(model, plan.chunks):  # one token-embedding backward per batch, not per chunk
         parts = [encode_chunk(model, chunk, device) for chunk in plan.chunks]  # [(n_k, D)]
     return plan.split(torch.cat(parts, dim=0))  # {column: (B, D)}

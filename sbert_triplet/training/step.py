@@ -36,7 +36,8 @@ def backward_batch(model, objective: Objective, batch: dict[str, Any], accelerat
     if mini_batch_size is not None:
         return grad_cache_backward(model, batch["features"], mini_batch_size, loss_from_embeddings,
                                    device=accelerator.device, accelerator=accelerator)
-    embeddings = embed_batch(model, batch["features"], accelerator.device)  # {column: (B, D)}
+    with accelerator.autocast():  # the packed forward calls the layers, not the (autocast-wrapped) model.forward
+        embeddings = embed_batch(model, batch["features"], accelerator.device)  # {column: (B, D)}
     loss = loss_from_embeddings(embeddings)  # ()
     accelerator.backward(loss)
     return loss.detach()
