@@ -121,3 +121,17 @@ def test_cli_has_the_options():
     for flag in ("--gather-across-devices", "--save-steps", "--save-total-limit", "--resume-from-checkpoint",
                  "--max-nonfinite-steps", "--fp16", "--bf16", "--num-workers"):
         assert flag in result.output, flag
+
+
+def test_cpu_bf16_detection_and_warning(tmp_path, tiny_model, monkeypatch):
+    from sbert_triplet.training import distributed
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor : 0\nflags : fpu sse avx512f avx512_bf16 amx_tile\n")
+    assert distributed.cpu_has_bf16(str(info))
+    info.write_text("processor : 0\nflags : fpu sse avx2\n")
+    assert not distributed.cpu_has_bf16(str(info))
+    assert not distributed.cpu_has_bf16(str(tmp_path / "missing"))
+    monkeypatch.setattr(distributed, "cpu_has_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="without bf16 units.*--no-bf16"):
+        loop.train(_config(tmp_path, bf16=True), model=tiny_model, evaluators=[])

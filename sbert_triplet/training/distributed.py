@@ -37,6 +37,8 @@ sentence-transformers' ``gather_across_devices`` option.
 from __future__ import annotations
 
 import os
+import warnings
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
@@ -80,11 +82,23 @@ def make_accelerator(config):
                               gradient_accumulation_steps=optim.gradient_accumulation_steps,
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True,
                                                                              broadcast_buffers=False)])
+    if optim.bf16 and accelerator.device.type == "cpu" and not cpu_has_bf16():
+        warnings.warn("--bf16 on a CPU without bf16 units (no avx512_bf16 / amx_bf16 flag in /proc/cpuinfo): "
+                      "autocast will emulate bf16 and train slower than fp32; use --no-bf16", UserWarning, stacklevel=3)
     if accelerator.num_processes != launched:
         raise ConfigError(f"launched as {launched} processes (WORLD_SIZE) but Accelerate set up "
                           f"{accelerator.num_processes}: each process would train alone on the same output folder; "
                           f"launch with torchrun --nproc_per_node N or accelerate launch")
     return accelerator
+
+
+def cpu_has_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU computes bf16 matmuls natively (AVX-512 BF16 or AMX-BF16); False when unknown."""
+    try:
+        flags = Path(cpuinfo).read_text()
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
 
 
 def scale_report(config, accelerator) -> dict[str, Any]:
