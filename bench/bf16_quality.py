@@ -11,7 +11,8 @@ process per run):
 - MNR on the 919 SciFact train pairs, batch 32, 256 tokens -> SciFact test nDCG@10 (and STS-B dev).
 
 bf16 may become the default only where every metric is within 0.3 points of fp32
-(issue 7). Evaluation always runs in fp32. ``--seeds 42 43`` repeats each run per seed,
+(issue 7). Each run's evaluation runs at its training precision (Accelerate keeps its
+autocast wrapper on the model). ``--seeds 42 43`` repeats each run per seed,
 to see how much a metric moves with the seed alone.
 """
 
