@@ -1,11 +1,11 @@
 """Dropout with a faster mask generator on CPU: the same Bernoulli(1 - p) masks, drawn in parallel.
 
 On CPU, ``torch.nn.functional.dropout`` draws its keep-mask with ``bernoulli_`` on one
-thread (about 70 M values/s here). BERT draws a mask after the embeddings, after every
+thread. BERT draws a mask after the embeddings, after every
 attention-output and feed-forward block, and over every attention probability matrix
 (``batch x heads x length x length`` values per layer), so at 256 tokens the mask draws
-took 29% of a MiniLM training step in our profile (``bench/README`` in the README's
-Performance section). Here the mask comes from NumPy's SFC64 generator, filled by two
+are 26% of the sentence-transformers trainer's MiniLM step (``bench/step_profile.py``).
+Here the mask comes from NumPy's SFC64 generator, filled by two
 threads, 8 random bits per element with an exact tie rule (:func:`dropout_mask`: the keep
 rate is exactly ``1 - p``), straight into a float mask holding 0 or ``1 / (1 - p)``, so
 applying it is one multiply (a bool mask costs a conversion pass per use). The computation is the usual inverted dropout,
