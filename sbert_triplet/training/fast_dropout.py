@@ -135,16 +135,26 @@ def attention_with_fast_dropout(module: nn.Module, query: Tensor, key: Tensor, v
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
     scaling = query.shape[-1] ** -0.5 if scaling is None else scaling
+    out = eager_attention(query, key, value, attention_mask, scaling, dropout if module.training else 0.0)
+    return out.transpose(1, 2).contiguous(), None  # (B, Lq, H, d)
+
+
+def eager_attention(query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None, scaling: float, dropout: float,
+                    fast: bool = True) -> Tensor:
+    """softmax(scaling * Q K^T, masked) with dropout on the probabilities, times V.  -> (B, H, Lq, d)
+
+    ``mask``: None, bool (True = attend) or additive float, broadcastable to (B, H, Lq, Lk).
+    ``fast``: draw the dropout mask with :func:`dropout_mask`, else ``torch.nn.functional.dropout``.
+    """
     scores = torch.matmul(query * scaling, key.transpose(2, 3))  # (B, H, Lq, Lk); scaled on the smaller side
-    if attention_mask is not None:
-        if attention_mask.dtype == torch.bool:  # in place: matmul's backward does not need its output
-            scores.masked_fill_(~attention_mask, torch.finfo(scores.dtype).min)
+    if mask is not None:
+        if mask.dtype == torch.bool:  # in place: matmul's backward does not need its output
+            scores.masked_fill_(~mask, torch.finfo(scores.dtype).min)
         else:
-            scores = scores + attention_mask
+            scores = scores + mask
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
-    probs = fast_dropout(probs, dropout, module.training)
-    out = torch.matmul(probs, value)  # (B, H, Lq, d)
-    return out.transpose(1, 2).contiguous(), None
+    probs = fast_dropout(probs, dropout) if fast else torch.nn.functional.dropout(probs, dropout)
+    return torch.matmul(probs, value)
 
 
 def _register_attention() -> None:

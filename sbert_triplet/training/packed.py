@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules.module import _global_forward_hooks, _global_forward_pre_hooks
 
-from sbert_triplet.training.fast_dropout import FastDropout, fast_dropout
+from sbert_triplet.training.fast_dropout import FastDropout, eager_attention
 
 
 def _bert(model):
@@ -119,13 +119,8 @@ def _attention(sa: nn.Module, x: Tensor, layout: PackedLayout) -> Tensor:
         qc, kc, vc = (t.index_select(0, gather).view(n, length, heads, d).transpose(1, 2) for t in (q, k, v))
         if p == 0.0:
             out = F.scaled_dot_product_attention(qc, kc, vc, attn_mask=key_mask, scale=sa.scaling)
-        else:
-            scores = torch.matmul(qc * sa.scaling, kc.transpose(2, 3))  # (n, H, L, L)
-            if key_mask is not None:  # None: no padding in this chunk
-                scores.masked_fill_(~key_mask, torch.finfo(scores.dtype).min)
-            probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(qc.dtype)
-            probs = fast_dropout(probs, p) if isinstance(sa.dropout, FastDropout) else F.dropout(probs, p)
-            out = torch.matmul(probs, vc)  # (n, H, L, d)
+        else:  # key_mask None: no padding in this chunk
+            out = eager_attention(qc, kc, vc, key_mask, sa.scaling, p, fast=isinstance(sa.dropout, FastDropout))
         outs.append(out.transpose(1, 2).reshape(n * length, heads * d).index_select(0, real))  # (T_c, h)
     if layout.extra:  # the dummy rows attend to nothing: zeros
         outs.append(x.new_zeros(layout.extra, heads * d))

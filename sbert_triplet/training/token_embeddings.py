@@ -30,7 +30,7 @@ class _TableLookup(nn.Module):
         self.remap, self.table = remap, table
 
     @property
-    def weight(self) -> Tensor:  # code that reads ``get_input_embeddings().weight`` still finds the table
+    def weight(self) -> Tensor:  # code that reads ``get_input_embeddings().weight`` still finds the model's weight
         return self.original[0].weight
 
     def forward(self, input_ids: Tensor) -> Tensor:
