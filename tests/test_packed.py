@@ -86,7 +86,8 @@ def test_layout_puts_each_real_token_once():
     assert layout.input_ids.tolist() == [5, 6, 7, 8, 9]
     assert layout.position_ids.tolist() == [0, 1, 0, 0, 1]
     assert layout.token_type_ids.tolist() == [0] * 5
-    assert layout.gather[0].tolist() == [0, 1, 0, 2, 0, 0] and layout.gather[1].tolist() == [3, 4]
+    assert layout.sizes == [3, 2]  # each chunk's packed rows, in order; gather indexes within them
+    assert layout.gather[0].tolist() == [0, 1, 0, 2, 0, 0] and layout.gather[1].tolist() == [0, 1]
     assert layout.real[0].tolist() == [0, 1, 3]
 
 

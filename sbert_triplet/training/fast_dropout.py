@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -42,15 +42,23 @@ _MIN_PARALLEL = 1 << 16  # below this many values one thread is faster than two
 _pool: ThreadPoolExecutor | None = None
 
 
-def dropout_mask(shape: torch.Size | tuple[int, ...], p: float) -> Tensor:
+def torch_seed() -> int:
+    """One 63-bit draw from torch's default CPU generator (so masks follow ``torch.manual_seed``)."""
+    return int(torch.randint(0, 2**63 - 1, (1,), dtype=torch.int64).item())
+
+
+def dropout_mask(shape: torch.Size | tuple[int, ...], p: float, seed: int | Sequence[int] | None = None,
+                 parallel: bool = True) -> Tensor:
     """A float32 tensor of ``shape`` holding ``1 / (1 - p)`` with probability ``1 - p`` and 0 otherwise,
     independently per element (inverted dropout's scaled keep-mask).
 
     Exact Bernoulli from 8 random bits per element: with ``256 p = k + f`` (integer k,
     fraction f), a byte u drops when u < k, keeps when u > k, and on a tie (u == k,
     probability 1/256) drops with probability f (one double-precision uniform per tie):
-    P(drop) = k/256 + f/256 = p. Seeded from torch's default CPU generator (one 63-bit
-    draw), so it follows ``torch.manual_seed``.
+    P(drop) = k/256 + f/256 = p. ``seed`` (an int or a sequence of ints, NumPy
+    ``SeedSequence`` entropy) fixes the mask; by default it is one draw from torch's default CPU
+    generator (:func:`torch_seed`), so the mask follows ``torch.manual_seed``. ``parallel``:
+    fill large masks with two threads (the mask depends on it: keep it fixed for a given use).
 
     Raises:
         ValueError: ``p`` is not in [0, 1).
@@ -58,12 +66,12 @@ def dropout_mask(shape: torch.Size | tuple[int, ...], p: float) -> Tensor:
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
     n = math.prod(shape)
-    seed = int(torch.randint(0, 2**63 - 1, (1,), dtype=torch.int64).item())
+    seed = torch_seed() if seed is None else seed
     k, frac = divmod(p * 256, 1.0)
     k = np.uint8(k)
     scale = np.float32(1.0 / (1.0 - p))
     out = np.empty(n, dtype=np.float32)
-    parts = _THREADS if n >= _MIN_PARALLEL else 1
+    parts = _THREADS if parallel and n >= _MIN_PARALLEL else 1
     bounds = [n * i // parts for i in range(parts + 1)]
     seeds = np.random.SeedSequence(seed).spawn(parts)
 
@@ -140,19 +148,28 @@ def attention_with_fast_dropout(module: nn.Module, query: Tensor, key: Tensor, v
 
 
 def eager_attention(query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None, scaling: float, dropout: float,
-                    fast: bool = True) -> Tensor:
+                    fast: bool = True, blocked: bool = True) -> Tensor:
     """softmax(scaling * Q K^T, masked) with dropout on the probabilities, times V.  -> (B, H, Lq, d)
 
     ``mask``: None, bool (True = attend) or additive float, broadcastable to (B, H, Lq, Lk).
     ``fast``: draw the dropout mask with :func:`dropout_mask`, else ``torch.nn.functional.dropout``.
+    ``blocked``: with ``fast``, dropout > 0, CPU tensors and attention matrices larger than
+    a few cache-sized blocks (long texts), compute it block by block in cache
+    (:func:`~sbert_triplet.training.blocked_attention.blocked_attention`: the same function,
+    masks drawn per block); else whole, as written below.
     """
+    if fast and blocked and dropout > 0.0 and query.device.type == "cpu":
+        from sbert_triplet.training import blocked_attention as blocked_module
+
+        if query.shape[0] * query.shape[1] * query.shape[2] * key.shape[2] >= blocked_module.MIN_VALUES:
+            return blocked_module.blocked_attention(query, key, value, mask, scaling, dropout)
     scores = torch.matmul(query * scaling, key.transpose(2, 3))  # (B, H, Lq, Lk); scaled on the smaller side
     if mask is not None:
         if mask.dtype == torch.bool:  # in place: matmul's backward does not need its output
             scores.masked_fill_(~mask, torch.finfo(scores.dtype).min)
         else:
             scores = scores + mask
-    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    probs = torch.softmax(scores, dim=-1, dtype=torch.promote_types(scores.dtype, torch.float32)).to(query.dtype)
     probs = fast_dropout(probs, dropout) if fast else torch.nn.functional.dropout(probs, dropout)
     return torch.matmul(probs, value)
 

@@ -72,14 +72,18 @@ class PackedLayout:
     first ``len`` slots). With ``rows_multiple_of`` > 1, dummy rows (token id 0, never read
     by attention or pooling, so they get no gradient) round the packed rows up to a multiple
     of it, so that the matrix shapes repeat across steps: in bf16 on CPU oneDNN prepares a
-    kernel per new shape. For chunk ``c`` with ``(n, L)`` slots, ``gather[c]`` (n*L,) gives the
-    packed row of each slot (padding slots point at row 0 of the chunk; they are masked out
-    of attention and pooling, so they receive no gradient), and ``real[c]`` (T_c,) the slot
-    of each packed token.
+    kernel per new shape. For chunk ``c`` with ``(n, L)`` slots, ``sizes[c]`` is its number of
+    tokens T_c (its rows follow the previous chunk's; ``sizes`` ends with the dummy rows, if
+    any), ``gather[c]`` (n*L,) the row of each slot within the chunk's rows (padding slots
+    point at its first row; they are masked out of attention and pooling, so they receive no
+    gradient), and ``real[c]`` (T_c,) the slot of each packed token. Layers split the packed
+    rows into chunks with ``Tensor.split(sizes)``: its backward is one concatenation, where
+    slicing or gathering from all T rows would fill and add a zero gradient of all T rows per
+    chunk and layer.
     """
 
     def __init__(self, chunks: list[dict], device: torch.device, rows_multiple_of: int = 1) -> None:
-        self.shapes, self.gather, self.real, self.key_masks = [], [], [], []
+        self.shapes, self.gather, self.real, self.key_masks, self.sizes = [], [], [], [], []
         ids, types, positions = [], [], []
         offset = 0
         for chunk in chunks:
@@ -88,8 +92,9 @@ class PackedLayout:
             flat_mask = mask.reshape(-1)
             real = flat_mask.nonzero().squeeze(1)  # (T_c,)
             rank = torch.cumsum(flat_mask.long(), 0) - 1  # packed index of each real slot, within the chunk
-            gather = torch.where(flat_mask, rank, torch.zeros_like(rank)) + offset  # (n*L,)
+            gather = torch.where(flat_mask, rank, torch.zeros_like(rank))  # (n*L,), within the chunk's rows
             self.shapes.append((n, length))
+            self.sizes.append(len(real))
             self.gather.append(gather)
             self.real.append(real)
             self.key_masks.append(None if bool(mask.all()) else mask[:, None, None, :])  # (n, 1, 1, L): True = attend
@@ -100,6 +105,7 @@ class PackedLayout:
             offset += len(real)
         extra = -offset % rows_multiple_of  # dummy rows so the (T, h) shapes repeat across steps (bf16 kernels)
         if extra:
+            self.sizes.append(extra)
             filler = torch.zeros(extra, dtype=torch.long, device=device)
             ids, types, positions = ids + [filler], types + [filler], positions + [filler]
         self.input_ids = torch.cat(ids)  # (T,) T = real tokens + extra
@@ -115,13 +121,18 @@ def _attention(sa: nn.Module, x: Tensor, layout: PackedLayout) -> Tensor:
     q, k, v = sa.query(x), sa.key(x), sa.value(x)  # (T, h) each
     p = sa.dropout.p if sa.training else 0.0
     outs = []
-    for (n, length), gather, real, key_mask in zip(layout.shapes, layout.gather, layout.real, layout.key_masks):
-        qc, kc, vc = (t.index_select(0, gather).view(n, length, heads, d).transpose(1, 2) for t in (q, k, v))
+    chunks = zip(layout.shapes, *(t.split(layout.sizes) for t in (q, k, v)), layout.gather, layout.real,
+                 layout.key_masks)  # the dummy rows' piece, if any, is left out by zip
+    for (n, length), qc, kc, vc, gather, real, key_mask in chunks:
+        if key_mask is not None:  # padded layout of the chunk's rows; without padding it is a view
+            qc, kc, vc = (t.index_select(0, gather) for t in (qc, kc, vc))
+        qc, kc, vc = (t.view(n, length, heads, d).transpose(1, 2) for t in (qc, kc, vc))
         if p == 0.0:
             out = F.scaled_dot_product_attention(qc, kc, vc, attn_mask=key_mask, scale=sa.scaling)
-        else:  # key_mask None: no padding in this chunk
+        else:
             out = eager_attention(qc, kc, vc, key_mask, sa.scaling, p, fast=isinstance(sa.dropout, FastDropout))
-        outs.append(out.transpose(1, 2).reshape(n * length, heads * d).index_select(0, real))  # (T_c, h)
+        out = out.transpose(1, 2).reshape(n * length, heads * d)  # (n*L, h)
+        outs.append(out if key_mask is None else out.index_select(0, real))  # (T_c, h)
     if layout.extra:  # the dummy rows attend to nothing: zeros
         outs.append(x.new_zeros(layout.extra, heads * d))
     return torch.cat(outs) if len(outs) > 1 else outs[0]
@@ -155,9 +166,12 @@ def encode_packed(model, chunks: list[dict], device: torch.device | None = None,
     layout = PackedLayout(chunks, device, rows_multiple_of)
     tokens = packed_token_embeddings(bert, layout)  # (T, h)
     out = []
-    for chunk, (n, length), gather in zip(chunks, layout.shapes, layout.gather):
+    for chunk, (n, length), chunk_tokens, gather in zip(chunks, layout.shapes, tokens.split(layout.sizes),
+                                                        layout.gather):
         features = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in chunk.items()}
-        features["token_embeddings"] = tokens.index_select(0, gather).view(n, length, -1)  # (n, L, h)
+        if len(gather) != len(chunk_tokens):  # padded
+            chunk_tokens = chunk_tokens.index_select(0, gather)
+        features["token_embeddings"] = chunk_tokens.view(n, length, -1)  # (n, L, h)
         for module in list(model)[1:]:
             features = module(features)
         out.append(features["sentence_embedding"])
