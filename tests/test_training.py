@@ -42,6 +42,7 @@ def test_columns_are_chosen_by_name_and_id_is_never_text(tmp_path, tiny_model):
     tiny_model.preprocess = recording_preprocess
     metrics = train(_config(tmp_path, path, loss="triplet"), model=tiny_model, evaluators=[])
     assert metrics["train"]["steps"] == 3
+    assert metrics["train"]["epochs"] == 1  # 10 rows in batches of 4: the triplet loss keeps the last batch of 2
     texts = [t for call in seen for t in call]
     assert texts and not any(t.startswith("ID-") for t in texts)
     anchors = {r["anchor"] for r in ROWS}
@@ -52,6 +53,12 @@ def test_columns_are_chosen_by_name_and_id_is_never_text(tmp_path, tiny_model):
     # anchor, positive, negative_1 (the file's order is negative, anchor, positive, id)
     by_column = [r["anchor"] for r in ROWS] + [r["positive"] for r in ROWS] + [r["negative"] for r in ROWS]
     assert texts == list(dict.fromkeys(by_column))
+
+
+def test_a_partial_last_epoch_counts_as_its_fraction(tmp_path, tiny_model):
+    path = _write_jsonl(tmp_path / "t.jsonl", ROWS)
+    metrics = train(_config(tmp_path, path, loss="triplet", max_steps=5), model=tiny_model, evaluators=[])
+    assert metrics["train"]["steps"] == 5 and metrics["train"]["epochs"] == 1.67  # 3 batches per epoch
 
 
 def test_outputs_log_and_metrics(tmp_path, tiny_model, shared_data):

@@ -22,7 +22,8 @@ transformers model that uses the ``sdpa`` implementation goes through
 :func:`attention_with_fast_dropout` (in eval mode, or with dropout 0, that is ``sdpa``
 itself; in training, the matmul-softmax-dropout-matmul of eager attention, because
 PyTorch's CPU ``scaled_dot_product_attention`` falls back to that path with ``bernoulli_``
-whenever dropout is on). Everything is restored on exit.
+whenever dropout is on; for long texts it runs in cache-sized blocks,
+:mod:`~sbert_triplet.training.blocked_attention`). Everything is restored on exit.
 """
 
 from __future__ import annotations

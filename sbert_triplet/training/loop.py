@@ -269,7 +269,9 @@ def _train_steps(run: _Run) -> dict[str, Any]:
         if taken == 0:  # resumed at the very end of an epoch: nothing left of it
             state.epoch, state.batches_in_epoch = state.epoch + 1, 0
     bar.close()
-    summary = window.summary(state.step, state.epoch)
+    per_epoch = len(run.loader)  # this process's batches per epoch
+    epochs = state.epoch + (round(state.batches_in_epoch / per_epoch, 2) if per_epoch else 0)  # partial epoch too
+    summary = window.summary(state.step, epochs)
     summary["nonfinite_steps"] = state.nonfinite_steps
     return summary
 

@@ -135,7 +135,8 @@ class LogWindow:
                 "examples": self.examples, "elapsed_s": elapsed,
                 "examples_per_s": (self.examples - self.resumed_examples) / elapsed}
 
-    def summary(self, steps: int, epochs: int) -> dict[str, Any]:
+    def summary(self, steps: int, epochs: float) -> dict[str, Any]:
+        """The run's totals; ``epochs`` counts a last partial epoch as its fraction (e.g. 0.5 after half an epoch)."""
         elapsed = self.elapsed()
         new_examples = self.examples - self.resumed_examples
         return {"steps": steps, "epochs": epochs, "examples": self.examples, "final_loss": self.last_loss,
