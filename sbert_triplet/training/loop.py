@@ -270,7 +270,8 @@ def _train_steps(run: _Run) -> dict[str, Any]:
             state.epoch, state.batches_in_epoch = state.epoch + 1, 0
     bar.close()
     per_epoch = len(run.loader)  # this process's batches per epoch
-    epochs = state.epoch + (round(state.batches_in_epoch / per_epoch, 2) if per_epoch else 0)  # partial epoch too
+    fraction = round(state.batches_in_epoch / per_epoch, 2) if per_epoch else 0  # of a last, partial epoch
+    epochs = state.epoch + fraction if fraction else state.epoch
     summary = window.summary(state.step, epochs)
     summary["nonfinite_steps"] = state.nonfinite_steps
     return summary
