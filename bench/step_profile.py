@@ -120,7 +120,8 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     names = list(GROUPS) + ["other"]
-    lines = ["Self CPU seconds per training step (share of the step), torch.profiler; "
+    lines = ["Self CPU seconds per training step by operator group (share of the summed self CPU time, "
+             "which is not the wall time of a step), torch.profiler; "
              f"`{report['command']}`.", "",
              "| setting | precision | side | " + " | ".join(names) + " | total |",
              "|---|---|---|" + "---|" * (len(names) + 1)]

@@ -75,18 +75,20 @@ def throughput(ends: list[float], batch_size: int) -> tuple[float, int]:
 
 
 class CountingCollator:
-    """ST's data collator, counting the real and padded tokens of every batch it makes."""
+    """ST's data collator, counting the real and padded tokens of the first ``limit`` batches it makes
+    (the trainer's data loader makes one batch more than it trains on)."""
 
-    def __init__(self, collate, tokens: dict) -> None:
-        self.collate, self.tokens = collate, tokens
+    def __init__(self, collate, tokens: dict, limit: int) -> None:
+        self.collate, self.tokens, self.limit, self.made = collate, tokens, limit, 0
 
     def __getattr__(self, name):
         return getattr(self.collate, name)
 
     def __call__(self, features):
         batch = self.collate(features)
+        self.made += 1
         for key, value in batch.items():
-            if key.endswith("attention_mask"):
+            if key.endswith("attention_mask") and self.made <= self.limit:
                 self.tokens["real"] += int(value.sum())
                 self.tokens["padded"] += value.numel()
         return batch
@@ -120,7 +122,7 @@ def train_st(model, rows, spec: dict, steps: int, out: str) -> dict:
         use_cpu=spec["device"] == "cpu", report_to="none", save_strategy="no", logging_strategy="no",
         disable_tqdm=True, dataloader_drop_last=True, seed=spec["seed"], batch_sampler="batch_sampler")
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=rows, loss=loss, callbacks=[Clock()])
-    trainer.data_collator = CountingCollator(trainer.data_collator, tokens)
+    trainer.data_collator = CountingCollator(trainer.data_collator, tokens, limit=steps)
     result = trainer.train()
     per_s, timed = throughput(ends, spec["batch_size"])
     return {"examples_per_s": per_s, "steps_timed": timed, "final_loss": result.training_loss, **_per_example(

