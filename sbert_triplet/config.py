@@ -8,9 +8,8 @@ CLI flags override YAML values.
 
 from __future__ import annotations
 
-import os
-
 import difflib
+import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any

@@ -84,7 +84,7 @@ def _rows(t: Tensor, block: Block) -> Tensor:
     return part.reshape(-1, *part.shape[2:])
 
 
-def _block_bias(bias: Tensor | None, block: Block, heads: int) -> Tensor | None:
+def _block_bias(bias: Tensor | None, block: Block) -> Tensor | None:
     """The additive mask (B|1, 1|H, Lq|1, Lk) for one block, as (b*h, Lq|1, Lk)."""
     if bias is None:
         return None
@@ -113,7 +113,7 @@ class _BlockedAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, p: float) -> Tensor:
-        batch, heads, lq, d = q.shape
+        batch, heads, lq, _ = q.shape
         blocks = _blocks(batch, heads, lq, k.shape[2])
         out = q.new_empty(batch, heads, lq, v.shape[3])
         seed = torch_seed() if p > 0 else 0
@@ -122,7 +122,7 @@ class _BlockedAttention(torch.autograd.Function):
 
         def run(i: int) -> None:
             block = blocks[i]
-            probs = torch.softmax(_scores(_rows(q, block), _rows(k, block), _block_bias(bias, block, heads)), -1,
+            probs = torch.softmax(_scores(_rows(q, block), _rows(k, block), _block_bias(bias, block)), -1,
                                   dtype=acc)  # (n, Lq, Lk)
             if p > 0:
                 masks[i] = dropout_mask(probs.shape, p, seed=(seed, i), parallel=False)
@@ -137,14 +137,13 @@ class _BlockedAttention(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         q, k, v, bias = ctx.saved_tensors
-        heads, lq = q.shape[1], q.shape[2]
         grad_q, grad_k, grad_v = (t.new_empty(t.shape) for t in (q, k, v))  # contiguous, whatever the inputs' strides
         acc = _softmax_dtype(q.dtype)
 
         def run(i: int) -> None:
             block = ctx.blocks[i]
             qb, kb, vb, gb = _rows(q, block), _rows(k, block), _rows(v, block), _rows(grad_out, block)
-            probs = torch.softmax(_scores(qb, kb, _block_bias(bias, block, heads)), -1, dtype=acc)  # as in forward
+            probs = torch.softmax(_scores(qb, kb, _block_bias(bias, block)), -1, dtype=acc)  # as in forward
             mask = ctx.masks[i]
             dropped = probs if mask is None else probs * mask
             torch.bmm(dropped.transpose(1, 2).to(v.dtype), gb, out=grad_v[block].view(vb.shape))
